@@ -1,0 +1,126 @@
+"""Token classification over windows: predicted word tags -> entity spans with scores.
+
+`NerTagger` wraps a token-classification model and its fast tokenizer. It is used as is by
+`NewsExtractor` and by training (dev-set early stopping, evaluation), so every figure the
+project reports goes through the code users run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from .schema import Entity
+from .windows import TokenizedText, Window, WindowSpec, make_windows, tokenize, window_input_ids, window_owners
+
+
+def bio_labels(entity_types: list[str]) -> list[str]:
+    """The IOB2 tag set of some entity types, in a fixed order (O first)."""
+    return ["O"] + [f"{p}-{t}" for t in sorted(entity_types) for p in ("B", "I")]
+
+
+def word_tags(words: list[tuple[int, int]], spans: list[tuple[int, int, str]]) -> list[str]:
+    """IOB2 tag of each word (a character span), given entity character spans.
+
+    A word belongs to the entity whose span holds the word's first character.
+    """
+    tags = ["O"] * len(words)
+    for start, end, label in spans:
+        inside = [w for w, (ws, _) in enumerate(words) if start <= ws < end]
+        if not inside:
+            # A span starting inside a word: tag the word that holds its start.
+            inside = [w for w, (ws, we) in enumerate(words) if ws < start < we][:1]
+        for k, w in enumerate(inside):
+            tags[w] = f"{'B' if k == 0 else 'I'}-{label}"
+    return tags
+
+
+@dataclass
+class TaggedSpan:
+    """An entity as decoded from word tags: word range, type and the probability of each word's tag."""
+
+    first_word: int
+    last_word: int
+    label: str
+    probs: list[float]
+
+
+def decode_tags(tags: list[str], probs: list[float]) -> list[TaggedSpan]:
+    """IOB2 decoding; an I- tag that does not continue an entity of its type starts a new one."""
+    spans: list[TaggedSpan] = []
+    current: TaggedSpan | None = None
+    for w, (tag, p) in enumerate(zip(tags, probs)):
+        if tag == "O":
+            current = None
+            continue
+        prefix, label = tag.split("-", 1)
+        if prefix == "I" and current is not None and current.label == label and current.last_word == w - 1:
+            current.last_word = w
+            current.probs.append(p)
+        else:
+            current = TaggedSpan(w, w, label, [p])
+            spans.append(current)
+    return spans
+
+
+def span_score(probs: list[float]) -> float:
+    """Entity score: mean probability of the span's word tags (see docs/ARCHITECTURE.md)."""
+    return float(sum(probs) / len(probs))
+
+
+class NerTagger:
+    """Finds entities in raw texts of any length with a token-classification model."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec: WindowSpec) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+
+    @torch.inference_mode()
+    def word_probabilities(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
+        """Per text, a (words x labels) tensor of tag probabilities, read from each word's first subword."""
+        windows: list[Window] = []
+        owners: list[tuple[int, int]] = []
+        for i, toks in enumerate(tokenized):
+            ws = make_windows(toks, self.spec, i)
+            windows.extend(ws)
+            owners.extend(window_owners(ws))
+        token_probs = [torch.zeros(len(t.input_ids), len(self.id2label)) for t in tokenized]
+        # Sort by length so that each batch pads little; results are scattered back by index.
+        order = sorted(range(len(windows)), key=lambda k: windows[k].end - windows[k].start)
+        device = self.model.device
+        self.model.eval()
+        for b in range(0, len(order), batch_size):
+            batch = [windows[k] for k in order[b : b + batch_size]]
+            ids = [window_input_ids(self.tokenizer, tokenized[w.text_index], w) for w in batch]
+            width = max(len(x) for x in ids)
+            input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(ids), width), dtype=torch.long)
+            for r, x in enumerate(ids):
+                input_ids[r, : len(x)] = torch.tensor(x)
+                mask[r, : len(x)] = 1
+            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+            probs = logits.float().softmax(-1).cpu()
+            for r, k in enumerate(order[b : b + batch_size]):
+                w, (lo, hi) = windows[k], owners[k]
+                # +1: position 0 of the window is the leading special token.
+                token_probs[w.text_index][lo:hi] = probs[r, lo - w.start + 1 : hi - w.start + 1]
+        return [p[t.word_starts()] if t.words else p[:0] for p, t in zip(token_probs, tokenized)]
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[list[Entity]]:
+        """Entities of each text, ids T1, T2, ... in text order."""
+        tokenized = tokenize(self.tokenizer, texts)
+        results = []
+        for text, toks, probs in zip(texts, tokenized, self.word_probabilities(tokenized, batch_size)):
+            best, ids = probs.max(-1) if len(probs) else (probs[:, 0], probs[:, 0].long())
+            tags = [self.id2label[int(i)] for i in ids]
+            entities = []
+            for span in decode_tags(tags, best.tolist()):
+                start, end = toks.words[span.first_word][0], toks.words[span.last_word][1]
+                entities.append(
+                    Entity(f"T{len(entities) + 1}", start, end, text[start:end], span.label, span_score(span.probs))
+                )
+            results.append(entities)
+        return results

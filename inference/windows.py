@@ -1,0 +1,143 @@
+"""Raw text -> subword tokens -> overlapping windows, and back.
+
+Training and inference both encode through `tokenize` and `make_windows`, so the two cannot
+drift apart. A text of any length is tokenized once, without truncation; windows of at most
+`max_length` tokens (special tokens included) overlap by `stride` tokens and start on word
+boundaries where possible. Each token is later read from the one window that owns it
+(`window_owners`), the one where it sits farthest from an edge, so merged predictions hold no
+duplicates at window edges and nothing is cut off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerFast
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window size in tokens (special tokens included) and overlap between neighbours."""
+
+    max_length: int = 256
+    stride: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be at least 8 tokens, got {self.max_length}")
+        if not 0 <= self.stride <= (self.max_length - 2) // 2:
+            raise ValueError(
+                f"stride must be between 0 and half the window body ({(self.max_length - 2) // 2}), got {self.stride}"
+            )
+
+
+@dataclass
+class TokenizedText:
+    """Subword tokens of one text, with character offsets and word membership.
+
+    Words are the tokenizer's pre-tokens (whitespace and punctuation split); `words[w]` is the
+    character span of word `w` and `word_ids[t]` the word of token `t`.
+    """
+
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]
+    word_ids: list[int]
+    words: list[tuple[int, int]]
+
+    def word_starts(self) -> list[int]:
+        """Index of the first token of each word."""
+        first: list[int] = [-1] * len(self.words)
+        for t, w in enumerate(self.word_ids):
+            if first[w] < 0:
+                first[w] = t
+        return first
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens `[start, end)` of text number `text_index`."""
+
+    text_index: int
+    start: int
+    end: int
+
+
+def tokenize(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[TokenizedText]:
+    """Tokenize whole texts (no truncation, no special tokens) keeping offsets and words."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("a fast (Rust) tokenizer is required: character offsets come from it")
+    if not texts:
+        return []
+    enc = tokenizer(
+        texts,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        truncation=False,
+        verbose=False,
+    )
+    out = []
+    for i in range(len(texts)):
+        ids, offsets, raw_words = enc["input_ids"][i], enc["offset_mapping"][i], enc.word_ids(i)
+        # Renumber words densely and drop zero-width tokens (they carry no text to label).
+        keep_ids, keep_offsets, word_ids, words = [], [], [], []
+        previous = None
+        for tok, (s, e), w in zip(ids, offsets, raw_words):
+            if e <= s:
+                continue
+            if w != previous or not words:
+                words.append((s, e))
+                previous = w
+            else:
+                words[-1] = (words[-1][0], e)
+            keep_ids.append(tok)
+            keep_offsets.append((s, e))
+            word_ids.append(len(words) - 1)
+        out.append(TokenizedText(keep_ids, keep_offsets, word_ids, words))
+    return out
+
+
+def make_windows(tokens: TokenizedText, spec: WindowSpec, text_index: int = 0) -> list[Window]:
+    """Cover every token with windows of at most `spec.max_length - 2` tokens, overlapping by `spec.stride`."""
+    n = len(tokens.input_ids)
+    body = spec.max_length - 2
+    if n <= body:
+        return [Window(text_index, 0, n)] if n else []
+
+    def is_word_start(t: int) -> bool:
+        return t == 0 or t == n or tokens.word_ids[t] != tokens.word_ids[t - 1]
+
+    windows = []
+    start = 0
+    while True:
+        end = min(start + body, n)
+        if end < n:
+            # End on a word boundary unless one word fills the whole window.
+            boundary = next((e for e in range(end, start + body // 2, -1) if is_word_start(e)), None)
+            end = boundary if boundary is not None else end
+        windows.append(Window(text_index, start, end))
+        if end == n:
+            return windows
+        # Next window starts `stride` tokens back, moved to the nearest word start before it
+        # (more overlap) or else after it; mid-word only inside a word longer than that.
+        nxt = end - spec.stride
+        back = range(nxt, max(start + 1, nxt - body // 4) - 1, -1)
+        nxt = next((s for s in [*back, *range(nxt + 1, end)] if is_word_start(s)), nxt)
+        start = max(nxt, start + 1)
+
+
+def window_owners(windows: list[Window]) -> list[tuple[int, int]]:
+    """For consecutive windows of one text, the token range each window owns.
+
+    Overlaps are split at their middle, so every token is owned by exactly one window, the
+    one in which it has the most context on both sides.
+    """
+    owned = []
+    for k, w in enumerate(windows):
+        lo = w.start if k == 0 else (windows[k - 1].end + w.start) // 2
+        hi = w.end if k == len(windows) - 1 else (w.end + windows[k + 1].start) // 2
+        owned.append((lo, hi))
+    return owned
+
+
+def window_input_ids(tokenizer: PreTrainedTokenizerFast, tokens: TokenizedText, window: Window) -> list[int]:
+    """The model input of a window: its tokens framed by the tokenizer's special tokens."""
+    return [tokenizer.cls_token_id, *tokens.input_ids[window.start : window.end], tokenizer.sep_token_id]

@@ -1,0 +1,71 @@
+"""`python -m training train|evaluate`: fine-tune from a YAML config, evaluate a run."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from inference.encoders import EncoderNotFound
+from inference.extractor import RunDirectoryError, read_settings
+
+from .config import ConfigError, load_config
+from .corpora import DataMissing, data_root
+from .evaluate import evaluate_run, format_table, write_json
+from .readers import FORMATS, ReaderError, read_documents
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    t = commands.add_parser("train", help="fine-tune a model from a YAML config and write a run directory")
+    t.add_argument("--config", required=True, type=Path, help="configs/NAME.yaml")
+    t.add_argument("--output", type=Path, help="run directory (default: the config's output, else runs/NAME)")
+    t.add_argument("--data-root", help="folder holding the corpora (default: $NEWS_DATA_DIR, else the config's data.root)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. ner.epochs=3")
+
+    e = commands.add_parser("evaluate", help="score a run on annotated data (default: its config's test split)")
+    e.add_argument("--model", required=True, type=Path, help="run directory")
+    e.add_argument("--data", type=Path, help="corpus file (default: the test split the run was configured with)")
+    e.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
+    e.add_argument("--level", choices=["sentence", "article", "both"], default="both",
+                   help="feed sentences, whole articles, or both (article level needs multi-sentence documents)")
+    e.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
+    e.add_argument("--batch-size", type=int, default=32)
+
+    args = parser.parse_args(argv)
+    try:
+        return train_command(args) if args.command == "train" else evaluate_command(args)
+    except (ConfigError, DataMissing, ReaderError, EncoderNotFound, RunDirectoryError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from .train_ner import train  # heavy imports only when training
+
+    config = load_config(args.config, args.set)
+    config = dataclasses.replace(config, data=data_root(config.data, args.data_root))
+    if args.output:
+        config = dataclasses.replace(config, output=str(args.output))
+    output = train(config)
+    print(f"run written to {output}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    settings = read_settings(args.model)
+    data_config = settings["config"]["data"]
+    data = args.data or Path(data_config["root"]) / data_config["test"]
+    data_format = args.format or data_config["format"]
+    documents = read_documents(data, data_format)
+    multi = any(len(d.sentences) > 1 for d in documents)
+    levels = {"sentence": ["sentence"], "article": ["article"], "both": ["sentence", "article"] if multi else ["sentence"]}[args.level]
+    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size)
+    for level, result in (metrics.get("levels") or {metrics["level"]: {"ner": metrics["ner"]}}).items():
+        print(format_table(result["ner"], f"entities, {level} level, {data}"))
+    out = args.out or args.model / "metrics.json"
+    write_json(metrics, out)
+    print(f"metrics written to {out}")
+    return 0

@@ -1,0 +1,163 @@
+"""Experiment configs: YAML files validated at load into dataclasses.
+
+Unknown keys, missing keys and wrongly typed values are reported as `FILE:LINE: reason`.
+Command-line overrides (`--set ner.learning_rate=5e-5`) go through the same checks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message names the file and line."""
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus is. Relative split paths are read under `root`."""
+
+    format: str = field(metadata={"choices": ("conll2003", "spert", "crossre", "jsonl")})
+    train: str
+    dev: str
+    test: str
+    root: str = "../shared/data"
+
+    def path(self, split: str) -> Path:
+        return Path(self.root) / getattr(self, split)
+
+
+@dataclass
+class NerConfig:
+    """Token-classification fine-tuning."""
+
+    max_length: int = 256
+    stride: int = 64
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 3
+    max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+    # What a training window holds: single sentences, whole articles cut into windows (each
+    # sentence seen with its neighbours, as at inference on raw articles), or both.
+    context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
+
+
+@dataclass
+class Config:
+    """One experiment: which data, which encoder, how to train, where to write the run."""
+
+    name: str
+    data: DataConfig
+    encoder: str = "minilm"
+    seed: int = 13
+    output: str | None = None  # default runs/<name>
+    mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})  # for accelerate
+    ner: NerConfig = field(default_factory=NerConfig)
+
+    def output_dir(self) -> Path:
+        return Path(self.output or f"runs/{self.name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a YAML config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{path}:{line}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: a config is a mapping of keys to values")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. ner.learning_rate=5e-5")
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        node[leaf] = yaml.safe_load(value)
+        lines[key] = 0
+    return _build(Config, raw, "", path, lines)
+
+
+def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    """Line number (1-based) of each dotted key in a composed YAML document."""
+    out: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            dotted = f"{prefix}{key.value}"
+            out[dotted] = key.start_mark.line + 1
+            out.update(_key_lines(value, dotted + "."))
+    return out
+
+
+def _where(path: Path, lines: dict[str, int], key: str) -> str:
+    line = lines.get(key)
+    if line == 0:
+        return f"override {key}"
+    return f"{path}:{line or 1}"
+
+
+def _build(cls: type, raw: Any, prefix: str, path: Path, lines: dict[str, int]) -> Any:
+    section = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_where(path, lines, prefix.rstrip('.'))}: {section} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(
+                f"{_where(path, lines, prefix + str(key))}: unknown key {key!r} in {section} "
+                f"(known: {', '.join(fields)})"
+            )
+    values = {}
+    for name, f in fields.items():
+        dotted = prefix + name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{_where(path, lines, prefix.rstrip('.'))}: missing key {dotted!r}")
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], dotted + ".", path, lines)
+        else:
+            values[name] = _check(raw[name], hint, dotted, _where(path, lines, dotted))
+            choices = f.metadata.get("choices")
+            if choices and values[name] not in choices:
+                raise ConfigError(f"{_where(path, lines, dotted)}: {dotted} must be one of {', '.join(choices)}, got {values[name]!r}")
+    return cls(**values)
+
+
+def _check(value: Any, hint: Any, key: str, where: str) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t in (str, bool) and isinstance(value, t):
+            return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise ConfigError(f"{where}: {key} must be {names}, got {value!r}")
