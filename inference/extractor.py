@@ -39,7 +39,7 @@ def read_settings(run_dir: Path) -> dict[str, Any]:
     if not isinstance(settings, dict) or settings.get("schema_version") != SCHEMA_VERSION:
         found = settings.get("schema_version") if isinstance(settings, dict) else None
         raise RunDirectoryError(f"{path}: schema_version {found!r} is not supported (this code reads {SCHEMA_VERSION})")
-    for key in ("entity_labels", "window", "encoder"):
+    for key in ("entity_labels", "window", "encoder", "casing"):
         if key not in settings:
             raise RunDirectoryError(f"{path}: the key {key!r} is missing")
     return settings
@@ -72,7 +72,7 @@ class NewsExtractor:
             )
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         spec = WindowSpec(**settings["window"])
-        return cls(NerTagger(model, tokenizer, spec), settings)
+        return cls(NerTagger(model, tokenizer, spec, settings["casing"]), settings)
 
     @property
     def entity_labels(self) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from .schema import Entity
-from .windows import TokenizedText, Window, WindowSpec, make_windows, tokenize, window_input_ids, window_owners
+from .windows import TokenizedText, Window, WindowSpec, make_windows, tokenize, window_inputs, window_owners
 
 
 def bio_labels(entity_types: list[str]) -> list[str]:
@@ -72,10 +72,13 @@ def span_score(probs: list[float]) -> float:
 class NerTagger:
     """Finds entities in raw texts of any length with a token-classification model."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec: WindowSpec) -> None:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec: WindowSpec, casing: bool = False
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
+        self.casing = casing  # feed word shapes as token-type ids (inference.casing)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
 
     @torch.inference_mode()
@@ -94,14 +97,17 @@ class NerTagger:
         self.model.eval()
         for b in range(0, len(order), batch_size):
             batch = [windows[k] for k in order[b : b + batch_size]]
-            ids = [window_input_ids(self.tokenizer, tokenized[w.text_index], w) for w in batch]
-            width = max(len(x) for x in ids)
-            input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(ids), width), dtype=torch.long)
-            for r, x in enumerate(ids):
-                input_ids[r, : len(x)] = torch.tensor(x)
-                mask[r, : len(x)] = 1
-            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+            inputs = [window_inputs(self.tokenizer, tokenized[w.text_index], w) for w in batch]
+            width = max(len(ids) for ids, _ in inputs)
+            input_ids = torch.full((len(inputs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            shapes = torch.zeros((len(inputs), width), dtype=torch.long)
+            mask = torch.zeros((len(inputs), width), dtype=torch.long)
+            for r, (ids, shape_ids) in enumerate(inputs):
+                input_ids[r, : len(ids)] = torch.tensor(ids)
+                shapes[r, : len(ids)] = torch.tensor(shape_ids)
+                mask[r, : len(ids)] = 1
+            extra = {"token_type_ids": shapes.to(device)} if self.casing else {}
+            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra).logits
             probs = logits.float().softmax(-1).cpu()
             for r, k in enumerate(order[b : b + batch_size]):
                 w, (lo, hi) = windows[k], owners[k]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerFast
 
+from .casing import word_shape
+
 
 @dataclass(frozen=True)
 class WindowSpec:
@@ -42,6 +44,7 @@ class TokenizedText:
     offsets: list[tuple[int, int]]
     word_ids: list[int]
     words: list[tuple[int, int]]
+    shapes: list[int]  # per token, the casing shape of its word (inference.casing)
 
     def word_starts(self) -> list[int]:
         """Index of the first token of each word."""
@@ -75,7 +78,7 @@ def tokenize(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[Token
         verbose=False,
     )
     out = []
-    for i in range(len(texts)):
+    for i, text in enumerate(texts):
         ids, offsets, raw_words = enc["input_ids"][i], enc["offset_mapping"][i], enc.word_ids(i)
         # Renumber words densely and drop zero-width tokens (they carry no text to label).
         keep_ids, keep_offsets, word_ids, words = [], [], [], []
@@ -91,7 +94,8 @@ def tokenize(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[Token
             keep_ids.append(tok)
             keep_offsets.append((s, e))
             word_ids.append(len(words) - 1)
-        out.append(TokenizedText(keep_ids, keep_offsets, word_ids, words))
+        word_shapes = [word_shape(text[s:e]) for s, e in words]
+        out.append(TokenizedText(keep_ids, keep_offsets, word_ids, words, [word_shapes[w] for w in word_ids]))
     return out
 
 
@@ -138,6 +142,7 @@ def window_owners(windows: list[Window]) -> list[tuple[int, int]]:
     return owned
 
 
-def window_input_ids(tokenizer: PreTrainedTokenizerFast, tokens: TokenizedText, window: Window) -> list[int]:
-    """The model input of a window: its tokens framed by the tokenizer's special tokens."""
-    return [tokenizer.cls_token_id, *tokens.input_ids[window.start : window.end], tokenizer.sep_token_id]
+def window_inputs(tokenizer: PreTrainedTokenizerFast, tokens: TokenizedText, window: Window) -> tuple[list[int], list[int]]:
+    """The model input of a window, framed by the tokenizer's special tokens: (input ids, shape ids)."""
+    ids = [tokenizer.cls_token_id, *tokens.input_ids[window.start : window.end], tokenizer.sep_token_id]
+    return ids, [0, *tokens.shapes[window.start : window.end], 0]

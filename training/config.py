@@ -49,6 +49,7 @@ class NerConfig:
     # What a training window holds: single sentences, whole articles cut into windows (each
     # sentence seen with its neighbours, as at inference on raw articles), or both.
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
+    casing: bool = True  # word shapes as token-type ids (inference/casing.py); needs a BERT-like encoder
 
 
 @dataclass
@@ -155,6 +156,11 @@ def _check(value: Any, hint: Any, key: str, where: str) -> Any:
     for t in allowed:
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if t is float and isinstance(value, str):
+            try:  # PyYAML reads 2e-4 (no dot) as a string
+                return float(value)
+            except ValueError:
+                pass
         if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if t in (str, bool) and isinstance(value, t):

@@ -9,15 +9,22 @@ from transformers import PreTrainedTokenizerFast
 
 from inference.ner import word_tags
 from inference.schema import Document
-from inference.windows import WindowSpec, make_windows, tokenize, window_input_ids
+from inference.windows import WindowSpec, make_windows, tokenize, window_inputs
 
 IGNORE = -100  # label of tokens the loss skips (special tokens, non-first subwords)
 
 
 def ner_features(
-    tokenizer: PreTrainedTokenizerFast, documents: list[Document], spec: WindowSpec, label2id: dict[str, int]
+    tokenizer: PreTrainedTokenizerFast,
+    documents: list[Document],
+    spec: WindowSpec,
+    label2id: dict[str, int],
+    casing: bool,
 ) -> list[dict[str, list[int]]]:
-    """One feature (input_ids, labels) per window; only the first subword of a word carries its tag."""
+    """One feature per window (input_ids, labels, and word shapes as token_type_ids where `casing`).
+
+    Only the first subword of a word carries its tag.
+    """
     features = []
     for doc, toks in zip(documents, tokenize(tokenizer, [d.text for d in documents])):
         tags = word_tags(toks.words, [(e.start, e.end, e.label) for e in doc.entities])
@@ -29,5 +36,6 @@ def ner_features(
             labels = [IGNORE]
             labels += [label2id[tags[toks.word_ids[t]]] if t in starts else IGNORE for t in range(w.start, w.end)]
             labels.append(IGNORE)
-            features.append({"input_ids": window_input_ids(tokenizer, toks, w), "labels": labels})
+            ids, shapes = window_inputs(tokenizer, toks, w)
+            features.append({"input_ids": ids, "labels": labels, **({"token_type_ids": shapes} if casing else {})})
     return features

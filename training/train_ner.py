@@ -26,6 +26,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from inference.casing import enable_shape_embeddings
 from inference.encoders import resolve_encoder
 from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor
 from inference.ner import NerTagger, bio_labels
@@ -60,10 +61,12 @@ def train(config: Config) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     spec = WindowSpec(config.ner.max_length, config.ner.stride)
     windowed = {"sentence": train_docs, "article": articles, "both": train_docs + articles}[config.ner.context]
-    dataset = Dataset.from_list(ner_features(tokenizer, windowed, spec, label2id))
+    dataset = Dataset.from_list(ner_features(tokenizer, windowed, spec, label2id, config.ner.casing))
     model = AutoModelForTokenClassification.from_pretrained(
         encoder_dir, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id, dtype=torch.float32
     )
+    if config.ner.casing:
+        enable_shape_embeddings(model)
     loader = DataLoader(
         dataset,
         batch_size=config.ner.batch_size,
@@ -129,7 +132,8 @@ def dev_score(accelerator: Accelerator, model: Any, tokenizer: Any, spec: Window
     """Dev micro F1 through the inference code, on the main process."""
     f1 = 0.0
     if accelerator.is_main_process:
-        extractor = NewsExtractor(NerTagger(accelerator.unwrap_model(model), tokenizer, spec), settings)
+        tagger = NerTagger(accelerator.unwrap_model(model), tokenizer, spec, settings["casing"])
+        extractor = NewsExtractor(tagger, settings)
         f1 = evaluate_entities(extractor, dev_docs)["micro"]["f1"]
     return float(accelerator.gather(torch.tensor([f1], device=accelerator.device)).max())
 
@@ -141,6 +145,7 @@ def run_settings(config: Config, entity_types: list[str], spec: WindowSpec) -> d
         "encoder": config.encoder,
         "entity_labels": entity_types,
         "window": {"max_length": spec.max_length, "stride": spec.stride},
+        "casing": config.ner.casing,
         "entity_score": "mean word-tag probability",
         "config": config.to_dict(),
         "data": {s: {"path": str(config.data.path(s)), "sha256": digest(config.data.path(s))} for s in ("train", "dev", "test")},

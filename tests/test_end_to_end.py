@@ -1,0 +1,129 @@
+"""Train a few steps on a tiny fixture through the CLI, then load, predict and evaluate the run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inference import NewsExtractor, RunDirectoryError
+from inference.ner import bio_labels
+
+UNICODE_ARTICLE = (
+    "John Smith met Ahmed Hassan in Geneva. محمد بن عبدالعزيز الخليفي and José Müller of Société Générale "
+    "flew to Paris.\r\nZoë Ångström works for Acme Corp in Boston. "
+)
+
+
+def test_run_directory_is_complete_and_pickle_free(tiny_run: Path):
+    assert (tiny_run / "extractor.json").is_file()
+    assert (tiny_run / "ner" / "model.safetensors").is_file()
+    assert not list(tiny_run.rglob("*.bin")) and not list(tiny_run.rglob("*.pt"))
+    settings = json.loads((tiny_run / "extractor.json").read_text())
+    assert settings["entity_labels"] == ["Loc", "Org", "Peop"]
+    assert settings["data"]["train"]["sha256"] and settings["training"]["history"]
+    assert not list(tiny_run.parent.glob(".*partial")), "the staging directory must be renamed away"
+
+
+def test_labels_survive_save_and_load(tiny_run: Path):
+    extractor = NewsExtractor.from_pretrained(tiny_run)
+    assert extractor.entity_labels == ["Loc", "Org", "Peop"]
+    id2label = extractor.tagger.model.config.id2label
+    assert [id2label[i] for i in range(len(id2label))] == bio_labels(["Loc", "Org", "Peop"])
+
+
+def test_ner_directory_loads_in_a_plain_transformers_pipeline(tiny_run: Path):
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=str(tiny_run / "ner"), aggregation_strategy="simple")
+    out = tagger("John Smith works for Acme Corp in Boston.")
+    assert isinstance(out, list)
+    assert {e["entity_group"] for e in out} <= {"Loc", "Org", "Peop"}
+
+
+def test_a_few_steps_learn_something(tiny_run: Path):
+    article = NewsExtractor.from_pretrained(tiny_run).extract("John Smith works for Acme Corp in Boston .")
+    assert {(e.text, e.label) for e in article.entities} & {("John Smith", "Peop"), ("Boston", "Loc"), ("Acme Corp", "Org")}
+
+
+def test_offsets_hold_on_long_unicode_text(tiny_run: Path):
+    extractor = NewsExtractor.from_pretrained(tiny_run)  # its windows are 32 tokens: many per article
+    long_text = UNICODE_ARTICLE * 20
+    article = extractor.extract(long_text)
+    assert len(article.entities) > 20
+    for e in article.entities:
+        assert long_text[e.start : e.end] == e.text and 0.0 <= e.score <= 1.0
+    assert len({e.id for e in article.entities}) == len(article.entities)
+    starts = [e.start for e in article.entities]
+    assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(article.entities, article.entities[1:]))
+    # Batching across articles changes nothing.
+    many = extractor.extract_many([UNICODE_ARTICLE, long_text, "", "   \n "], batch_size=5)
+    assert [e.start for e in many[1].entities] == starts
+    assert many[2].entities == [] and many[3].entities == []
+
+
+def test_predict_cli_prints_the_design_json(tiny_run: Path, tmp_path: Path, capsys):
+    from inference.cli import main
+
+    path = tmp_path / "article.txt"
+    path.write_text(UNICODE_ARTICLE, encoding="utf-8")
+    assert main(["predict", "--model", str(tiny_run), str(path)]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["id"] == str(path) and obj["relations"] == []
+    for e in obj["entities"]:
+        assert set(e) == {"id", "start", "end", "text", "label", "score"}
+        assert UNICODE_ARTICLE[e["start"] : e["end"]] == e["text"]
+
+    lines = tmp_path / "articles.jsonl"
+    lines.write_text('{"id": "a", "text": "John Smith in Boston."}\n\n{"id": "b", "text": ""}\n', encoding="utf-8")
+    assert main(["predict", "--model", str(tiny_run), "--jsonl", str(lines)]) == 0
+    assert [json.loads(x)["id"] for x in capsys.readouterr().out.splitlines()] == ["a", "b"]
+
+
+def test_predict_cli_rejects_bad_input_with_file_and_line(tiny_run: Path, tmp_path: Path, capsys):
+    from inference.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "ok"}\n{"id": "b", "text": 3}\n', encoding="utf-8")
+    assert main(["predict", "--model", str(tiny_run), "--jsonl", str(bad)]) == 2
+    assert f"{bad}:2:" in capsys.readouterr().err
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes(b"line one\ncaf\xe9\n")
+    assert main(["predict", "--model", str(tiny_run), str(binary)]) == 2
+    assert f"{binary}:2: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_evaluate_cli_writes_metrics_json(tiny_run: Path, tmp_path: Path, capsys):
+    from training.cli import main
+
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--model", str(tiny_run), "--out", str(out)]) == 0
+    assert "micro" in capsys.readouterr().out
+    metrics = json.loads(out.read_text())
+    for key in ("data", "model", "encoder", "commit", "machine", "date", "level"):
+        assert metrics[key]
+    micro = metrics["ner"]["micro"]
+    assert 0.0 <= micro["f1"] <= 1.0 and micro["support"] == 6
+    assert set(metrics["ner"]["per_type"]) <= {"Loc", "Org", "Peop"}
+
+
+def test_missing_data_names_corpus_source_and_setting(tmp_path: Path, capsys):
+    from training.cli import main
+
+    assert main(["train", "--config", "configs/conll04.yaml", "--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    for needle in ("CoNLL04", "github.com/lavis-nlp/spert", "--data-root", "data.root", "conll04/train.json"):
+        assert needle in err
+
+
+@pytest.mark.parametrize("setup", ["missing", "empty", "corrupt", "wrong-version"])
+def test_from_pretrained_refuses_what_is_not_a_run(tmp_path: Path, setup: str):
+    run = tmp_path / "run"
+    if setup != "missing":
+        run.mkdir()
+    if setup == "corrupt":
+        (run / "extractor.json").write_text("{not json")
+    if setup == "wrong-version":
+        (run / "extractor.json").write_text('{"schema_version": 99}')
+    with pytest.raises(RunDirectoryError, match=str(run)):
+        NewsExtractor.from_pretrained(run)
