@@ -36,6 +36,8 @@ def enable_shape_embeddings(model: PreTrainedModel) -> None:
         raise ValueError(
             f"{type(model.base_model).__name__} has no token-type embeddings to carry word shapes: set ner.casing: false"
         )
+    if old.num_embeddings == len(SHAPES):
+        return  # already carries shapes: the encoder is a model trained here
     new = torch.nn.Embedding(len(SHAPES), old.embedding_dim)
     with torch.no_grad():
         new.weight.copy_(old.weight[0].expand(len(SHAPES), -1))

@@ -21,7 +21,7 @@ def test_run_directory_is_complete_and_pickle_free(tiny_run: Path):
     assert not list(tiny_run.rglob("*.bin")) and not list(tiny_run.rglob("*.pt"))
     settings = json.loads((tiny_run / "extractor.json").read_text())
     assert settings["entity_labels"] == ["Loc", "Org", "Peop"]
-    assert settings["data"]["train"]["sha256"] and settings["training"]["history"]
+    assert settings["data"]["train"]["sha256"] and settings["training"]["ner"]["history"]
     assert not list(tiny_run.parent.glob(".*partial")), "the staging directory must be renamed away"
 
 

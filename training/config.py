@@ -34,18 +34,24 @@ class DataConfig:
 
 
 @dataclass
-class NerConfig:
-    """Token-classification fine-tuning."""
+class OptimConfig:
+    """How a model is fine-tuned (training/loop.py)."""
 
-    max_length: int = 256
-    stride: int = 64
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    patience: int = 3
+    patience: int = 3  # epochs without a better dev F1 before stopping
     max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+
+
+@dataclass
+class NerConfig(OptimConfig):
+    """Token-classification fine-tuning."""
+
+    max_length: int = 256
+    stride: int = 64
     # What a training window holds: single sentences, whole articles cut into windows (each
     # sentence seen with its neighbours, as at inference on raw articles), or both.
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})

@@ -72,13 +72,24 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty.strip() else "")
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance() -> dict[str, str]:
     """Commit, machine and date stamped into every metrics file."""
     commit = git_commit()
     if torch.cuda.is_available():
         machine = f"GPU {torch.cuda.get_device_name(0)}"
     else:
-        machine = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        machine = f"CPU {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return {"commit": commit, "machine": machine, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -5,11 +5,8 @@ unchanged. Early stopping keeps the weights of the epoch with the best dev F1.
 """
 from __future__ import annotations
 
-import copy
 import json
-import math
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +14,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import Dataset
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
-from transformers import (
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-    DataCollatorForTokenClassification,
-    get_linear_schedule_with_warmup,
-)
+from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
 from inference.casing import enable_shape_embeddings
 from inference.encoders import resolve_encoder
@@ -37,6 +27,7 @@ from .config import Config
 from .corpora import check_data, digest, load_split
 from .evaluate import evaluate_entities
 from .features import ner_features
+from .loop import fit
 
 
 def sentences(documents: list[Document]) -> list[Document]:
@@ -63,83 +54,35 @@ def train(config: Config) -> Path:
     windowed = {"sentence": train_docs, "article": articles, "both": train_docs + articles}[config.ner.context]
     dataset = Dataset.from_list(ner_features(tokenizer, windowed, spec, label2id, config.ner.casing))
     model = AutoModelForTokenClassification.from_pretrained(
-        encoder_dir, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id, dtype=torch.float32
+        encoder_dir,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label2id,
+        dtype=torch.float32,
+        ignore_mismatched_sizes=True,  # an encoder that is a trained NER model brings a head for other labels
     )
     if config.ner.casing:
         enable_shape_embeddings(model)
-    loader = DataLoader(
-        dataset,
-        batch_size=config.ner.batch_size,
-        shuffle=True,
-        collate_fn=DataCollatorForTokenClassification(tokenizer),
-        generator=torch.Generator().manual_seed(config.seed),
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.ner.learning_rate, weight_decay=config.ner.weight_decay)
-    steps_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
-    total = config.ner.epochs * steps_per_epoch
-    if config.ner.max_steps is not None:
-        total = min(total, config.ner.max_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.ner.warmup_ratio * total), total)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     settings = run_settings(config, entity_types, spec)
-    best_f1, best_state, history, stale, step = -1.0, None, [], 0, 0
-    started = time.perf_counter()
-    progress = tqdm(total=total, desc="training NER", disable=None if accelerator.is_main_process else True)  # None: off when not a terminal
-    for epoch in range(1, config.ner.epochs + 1):
-        model.train()
-        for batch in loader:
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            progress.update(1)
-            progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
-            if step >= total:
-                break
-        dev_f1 = dev_score(accelerator, model, tokenizer, spec, settings, dev_docs)
-        history.append({"epoch": epoch, "step": step, "dev_f1": dev_f1})
-        accelerator.print(f"epoch {epoch}: dev entity F1 {dev_f1:.4f}")
-        if dev_f1 > best_f1:
-            best_f1, stale = dev_f1, 0
-            best_state = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
-        else:
-            stale += 1
-        if stale >= config.ner.patience or step >= total:
-            break
-    progress.close()
 
+    def dev_f1(trained: torch.nn.Module) -> float:
+        extractor = NewsExtractor(NerTagger(trained, tokenizer, spec, config.ner.casing), settings)
+        return evaluate_entities(extractor, dev_docs)["micro"]["f1"]
+
+    result = fit(
+        accelerator, model, dataset, DataCollatorForTokenClassification(tokenizer), config.ner, config.seed, "NER", dev_f1
+    )
     output = config.output_dir()
     if accelerator.is_main_process:
-        best = accelerator.unwrap_model(model)
-        best.load_state_dict(best_state)
-        seconds = time.perf_counter() - started
-        settings["training"] = {
-            "history": history,
-            "best_dev_f1": best_f1,
-            "seconds": round(seconds, 1),
-            "windows": len(dataset),
-            "device": str(accelerator.device),
-        }
-        write_run(output, best, tokenizer, settings)
+        settings["training"] = {"ner": result.to_dict()}
+        write_run(output, model, tokenizer, settings)
     accelerator.wait_for_everyone()
     return output
 
 
-def dev_score(accelerator: Accelerator, model: Any, tokenizer: Any, spec: WindowSpec, settings: dict, dev_docs: list[Document]) -> float:
-    """Dev micro F1 through the inference code, on the main process."""
-    f1 = 0.0
-    if accelerator.is_main_process:
-        tagger = NerTagger(accelerator.unwrap_model(model), tokenizer, spec, settings["casing"])
-        extractor = NewsExtractor(tagger, settings)
-        f1 = evaluate_entities(extractor, dev_docs)["micro"]["f1"]
-    return float(accelerator.gather(torch.tensor([f1], device=accelerator.device)).max())
-
-
 def run_settings(config: Config, entity_types: list[str], spec: WindowSpec) -> dict[str, Any]:
-    """The content of extractor.json (training history is added at the end)."""
+    """The content of extractor.json (training results are added at the end)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "encoder": config.encoder,
