@@ -14,8 +14,9 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .ner import NerTagger
+from .relations import RelationModel, RelationSchema, RelationTagger
 from .schema import Article
-from .windows import WindowSpec
+from .windows import WindowSpec, tokenize
 
 SCHEMA_VERSION = 1
 SETTINGS_FILE = "extractor.json"
@@ -46,49 +47,66 @@ def read_settings(run_dir: Path) -> dict[str, Any]:
 
 
 class NewsExtractor:
-    """Entities (and, where the run has them, relations) with character offsets and scores."""
+    """Entities (and, where the run has a relation model, relations) with character offsets and scores."""
 
-    def __init__(self, tagger: NerTagger, settings: dict[str, Any]) -> None:
+    def __init__(self, tagger: NerTagger, settings: dict[str, Any], relation_tagger: RelationTagger | None = None) -> None:
         self.tagger = tagger
         self.settings = settings
+        self.relation_tagger = relation_tagger
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, device: str | None = None) -> NewsExtractor:
         """Load a run directory; a clear `RunDirectoryError` if it is not one."""
         run_dir = Path(run_dir)
         settings = read_settings(run_dir)
-        ner_dir = run_dir / "ner"
-        if not (ner_dir / "model.safetensors").is_file():
-            raise RunDirectoryError(f"{ner_dir}: model.safetensors is missing (weights load only from safetensors)")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(ner_dir)
-            model = AutoModelForTokenClassification.from_pretrained(ner_dir, use_safetensors=True)
-        except (OSError, ValueError) as err:
-            raise RunDirectoryError(f"{ner_dir}: cannot load the NER model ({err})") from None
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer, model = _load_part(run_dir / "ner", lambda d: AutoModelForTokenClassification.from_pretrained(d, use_safetensors=True))
         labels = sorted({label.split("-", 1)[1] for label in model.config.id2label.values() if label != "O"})
         if labels != sorted(settings["entity_labels"]):
             raise RunDirectoryError(
                 f"{run_dir}: the NER model's labels {labels} differ from {SETTINGS_FILE}'s {settings['entity_labels']}"
             )
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        spec = WindowSpec(**settings["window"])
-        return cls(NerTagger(model, tokenizer, spec, settings["casing"]), settings)
+        tagger = NerTagger(model.to(device), tokenizer, WindowSpec(**settings["window"]), settings["casing"])
+        relation_tagger = None
+        if settings.get("relations"):
+            schema = RelationSchema.from_dict(settings["relations"])
+            rel_tokenizer, rel_model = _load_part(
+                run_dir / "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1)
+            )
+            relation_tagger = RelationTagger(rel_model.to(device), rel_tokenizer, schema, settings["casing"])
+        return cls(tagger, settings, relation_tagger)
 
     @property
     def entity_labels(self) -> list[str]:
         return list(self.settings["entity_labels"])
 
     def extract(self, text: str, id: str = "0") -> Article:
-        """Entities of one text of any length."""
+        """Entities and relations of one text of any length."""
         return self.extract_many([text], ids=[id])[0]
 
     def extract_many(self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None) -> list[Article]:
-        """Entities of many texts; windows of all texts are batched together."""
+        """Entities and relations of many texts; windows and relation candidates of all texts are batched together."""
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a str")
         ids = ids or [str(k) for k in range(len(texts))]
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids given for {len(texts)} texts")
-        entities = self.tagger.predict(texts, batch_size=batch_size)
-        return [Article(i, t, e) for i, t, e in zip(ids, texts, entities)]
+        tokenized = tokenize(self.tagger.tokenizer, texts)
+        entities = self.tagger.predict(texts, batch_size=batch_size, tokenized=tokenized)
+        relations = (
+            self.relation_tagger.predict(texts, tokenized, entities, batch_size=2 * batch_size)
+            if self.relation_tagger
+            else [[] for _ in texts]
+        )
+        return [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
+
+
+def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:
+    """Tokenizer and model of one part of a run (ner/ or relations/), safetensors weights only."""
+    if not (directory / "model.safetensors").is_file():
+        raise RunDirectoryError(f"{directory}: model.safetensors is missing (weights load only from safetensors)")
+    try:
+        return AutoTokenizer.from_pretrained(directory), load(directory)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise RunDirectoryError(f"{directory}: cannot load the model ({err})") from None

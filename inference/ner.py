@@ -115,9 +115,11 @@ class NerTagger:
                 token_probs[w.text_index][lo:hi] = probs[r, lo - w.start + 1 : hi - w.start + 1]
         return [p[t.word_starts()] if t.words else p[:0] for p, t in zip(token_probs, tokenized)]
 
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[list[Entity]]:
-        """Entities of each text, ids T1, T2, ... in text order."""
-        tokenized = tokenize(self.tokenizer, texts)
+    def predict(
+        self, texts: list[str], batch_size: int = 32, tokenized: list[TokenizedText] | None = None
+    ) -> list[list[Entity]]:
+        """Entities of each text, ids T1, T2, ... in text order (`tokenized`: texts already tokenized)."""
+        tokenized = tokenized if tokenized is not None else tokenize(self.tokenizer, texts)
         results = []
         for text, toks, probs in zip(texts, tokenized, self.word_probabilities(tokenized, batch_size)):
             best, ids = probs.max(-1) if len(probs) else (probs[:, 0], probs[:, 0].long())

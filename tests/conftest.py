@@ -11,19 +11,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may touch t
 
 # Small CoNLL04-like sentences in SpERT JSON: entities as token ranges, end exclusive.
 SENTENCES = [
-    (["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."], [(0, 2, "Peop"), (4, 6, "Org"), (7, 8, "Loc")]),
-    (["Maria", "Lopez", "visited", "Paris", "on", "Monday", "."], [(0, 2, "Peop"), (3, 4, "Loc")]),
-    (["The", "United", "Nations", "met", "in", "Geneva", "."], [(1, 3, "Org"), (5, 6, "Loc")]),
-    (["Ahmed", "Hassan", "leads", "Qatar", "Airways", "."], [(0, 2, "Peop"), (3, 5, "Org")]),
-    (["Reuters", "reported", "from", "London", "yesterday", "."], [(0, 1, "Org"), (3, 4, "Loc")]),
-    (["Peter", "Blackburn", "spoke", "in", "Brussels", "."], [(0, 2, "Peop"), (4, 5, "Loc")]),
+    (["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."],
+     [(0, 2, "Peop"), (4, 6, "Org"), (7, 8, "Loc")], [(0, 1, "Work_For"), (1, 2, "OrgBased_In")]),
+    (["Maria", "Lopez", "lives", "in", "Paris", "since", "Monday", "."],
+     [(0, 2, "Peop"), (4, 5, "Loc")], [(0, 1, "Live_In")]),
+    (["The", "United", "Nations", "met", "in", "Geneva", "."],
+     [(1, 3, "Org"), (5, 6, "Loc")], [(0, 1, "OrgBased_In")]),
+    (["Ahmed", "Hassan", "leads", "Qatar", "Airways", "."],
+     [(0, 2, "Peop"), (3, 5, "Org")], [(0, 1, "Work_For")]),
+    (["Reuters", "reported", "from", "London", "yesterday", "."],
+     [(0, 1, "Org"), (3, 4, "Loc")], []),
+    (["Peter", "Blackburn", "lives", "in", "Brussels", "."],
+     [(0, 2, "Peop"), (4, 5, "Loc")], [(0, 1, "Live_In")]),
 ]
 
 
 def write_spert(path: Path, sentences: list) -> None:
     items = [
-        {"tokens": toks, "entities": [{"start": s, "end": e, "type": t} for s, e, t in ents], "relations": []}
-        for toks, ents in sentences
+        {
+            "tokens": toks,
+            "entities": [{"start": s, "end": e, "type": t} for s, e, t in ents],
+            "relations": [{"head": h, "tail": t, "type": r} for h, t, r in rels],
+        }
+        for toks, ents, rels in sentences
     ]
     path.write_text(json.dumps(items), encoding="utf-8")
 
@@ -68,6 +78,13 @@ ner:
   learning_rate: 3.0e-4
   warmup_ratio: 0.0
   patience: 2
+relations:
+  max_length: 48
+  epochs: 6
+  batch_size: 8
+  learning_rate: 5.0e-4
+  warmup_ratio: 0.0
+  patience: 3
 """,
         encoding="utf-8",
     )

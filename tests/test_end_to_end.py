@@ -22,6 +22,8 @@ def test_run_directory_is_complete_and_pickle_free(tiny_run: Path):
     settings = json.loads((tiny_run / "extractor.json").read_text())
     assert settings["entity_labels"] == ["Loc", "Org", "Peop"]
     assert settings["data"]["train"]["sha256"] and settings["training"]["ner"]["history"]
+    assert settings["relations"]["labels"] == ["Live_In", "OrgBased_In", "Work_For"]
+    assert (tiny_run / "relations" / "model.safetensors").is_file() and (tiny_run / "relations" / "head.safetensors").is_file()
     assert not list(tiny_run.parent.glob(".*partial")), "the staging directory must be renamed away"
 
 
@@ -44,6 +46,15 @@ def test_ner_directory_loads_in_a_plain_transformers_pipeline(tiny_run: Path):
 def test_a_few_steps_learn_something(tiny_run: Path):
     article = NewsExtractor.from_pretrained(tiny_run).extract("John Smith works for Acme Corp in Boston .")
     assert {(e.text, e.label) for e in article.entities} & {("John Smith", "Peop"), ("Boston", "Loc"), ("Acme Corp", "Org")}
+
+
+def test_a_few_steps_yield_relations_between_found_entities(tiny_run: Path):
+    article = NewsExtractor.from_pretrained(tiny_run).extract("John Smith works for Acme Corp in Boston .")
+    assert article.relations, "the tiny run should find a relation in a training sentence"
+    by_id = {e.id: e for e in article.entities}
+    for r in article.relations:
+        assert r.head in by_id and r.tail in by_id and r.head != r.tail
+    assert len({(r.head, r.tail) for r in article.relations}) == len(article.relations), "one label per pair"
 
 
 def test_offsets_hold_on_long_unicode_text(tiny_run: Path):
@@ -69,10 +80,14 @@ def test_predict_cli_prints_the_design_json(tiny_run: Path, tmp_path: Path, caps
     path.write_text(UNICODE_ARTICLE, encoding="utf-8")
     assert main(["predict", "--model", str(tiny_run), str(path)]) == 0
     obj = json.loads(capsys.readouterr().out)
-    assert obj["id"] == str(path) and obj["relations"] == []
+    assert obj["id"] == str(path)
     for e in obj["entities"]:
         assert set(e) == {"id", "start", "end", "text", "label", "score"}
         assert UNICODE_ARTICLE[e["start"] : e["end"]] == e["text"]
+    ids = {e["id"] for e in obj["entities"]}
+    for r in obj["relations"]:
+        assert set(r) == {"head", "tail", "label", "score"} and {r["head"], r["tail"]} <= ids
+        assert r["label"] in {"Work_For", "OrgBased_In", "Live_In"} and 0.0 <= r["score"] <= 1.0
 
     lines = tmp_path / "articles.jsonl"
     lines.write_text('{"id": "a", "text": "John Smith in Boston."}\n\n{"id": "b", "text": ""}\n', encoding="utf-8")
@@ -105,6 +120,9 @@ def test_evaluate_cli_writes_metrics_json(tiny_run: Path, tmp_path: Path, capsys
     micro = metrics["ner"]["micro"]
     assert 0.0 <= micro["f1"] <= 1.0 and micro["support"] == 6
     assert set(metrics["ner"]["per_type"]) <= {"Loc", "Org", "Peop"}
+    rel = metrics["relations"]
+    assert rel["strict"]["micro"]["support"] == 2 and rel["gold_entities"]["strict"]["micro"]["support"] == 2
+    assert [row["threshold"] for row in rel["thresholds"]] == [k / 10 for k in range(1, 10)]
 
 
 def test_missing_data_names_corpus_source_and_setting(tmp_path: Path, capsys):

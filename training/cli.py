@@ -11,7 +11,7 @@ from inference.extractor import RunDirectoryError, read_settings
 
 from .config import ConfigError, load_config
 from .corpora import DataMissing, data_root
-from .evaluate import evaluate_run, format_table, write_json
+from .evaluate import evaluate_run, format_report, write_json
 from .readers import FORMATS, ReaderError, read_documents
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from .train_ner import train  # heavy imports only when training
+    from .train import train  # heavy imports only when training
 
     config = load_config(args.config, args.set)
     config = dataclasses.replace(config, data=data_root(config.data, args.data_root))
@@ -63,8 +63,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     multi = any(len(d.sentences) > 1 for d in documents)
     levels = {"sentence": ["sentence"], "article": ["article"], "both": ["sentence", "article"] if multi else ["sentence"]}[args.level]
     metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size)
-    for level, result in (metrics.get("levels") or {metrics["level"]: {"ner": metrics["ner"]}}).items():
-        print(format_table(result["ner"], f"entities, {level} level, {data}"))
+    for level, result in (metrics.get("levels") or {metrics["level"]: metrics}).items():
+        print(format_report(result, f"{level} level, {data}"), end="\n\n")
     out = args.out or args.model / "metrics.json"
     write_json(metrics, out)
     print(f"metrics written to {out}")

@@ -59,6 +59,18 @@ class NerConfig(OptimConfig):
 
 
 @dataclass
+class RelationConfig(OptimConfig):
+    """Relation classification over candidate entity pairs (inference/relations.py)."""
+
+    max_length: int = 128  # tokens per pair input
+    negative_ratio: float | None = None  # unrelated pairs kept per related pair in a document; null: all
+    max_distance: int = 0  # also pair entities of different sentences up to this many characters apart
+    type_constraints: bool = True  # only type pairs seen related in training become candidates
+    symmetric: list[str] = field(default_factory=list)  # labels that hold in both directions
+    dropout: float = 0.1
+
+
+@dataclass
 class Config:
     """One experiment: which data, which encoder, how to train, where to write the run."""
 
@@ -69,6 +81,7 @@ class Config:
     output: str | None = None  # default runs/<name>
     mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})  # for accelerate
     ner: NerConfig = field(default_factory=NerConfig)
+    relations: RelationConfig | None = None  # absent: entities only
 
     def output_dir(self) -> Path:
         return Path(self.output or f"runs/{self.name}")
@@ -145,8 +158,9 @@ def _build(cls: type, raw: Any, prefix: str, path: Path, lines: dict[str, int]) 
                 raise ConfigError(f"{_where(path, lines, prefix.rstrip('.'))}: missing key {dotted!r}")
             continue
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, raw[name], dotted + ".", path, lines)
+        section_type = next((t for t in typing.get_args(hint) or (hint,) if dataclasses.is_dataclass(t)), None)
+        if section_type is not None and raw[name] is not None:
+            values[name] = _build(section_type, raw[name], dotted + ".", path, lines)
         else:
             values[name] = _check(raw[name], hint, dotted, _where(path, lines, dotted))
             choices = f.metadata.get("choices")
@@ -159,6 +173,11 @@ def _check(value: Any, hint: Any, key: str, where: str) -> Any:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None and type(None) in allowed:
         return None
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
+        return [_check(v, item, f"{key}[{k}]", where) for k, v in enumerate(value)]
     for t in allowed:
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

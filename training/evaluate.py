@@ -20,7 +20,8 @@ from seqeval.scheme import IOB2
 
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
-from inference.schema import Document, Entity
+from inference.relations import RelationTagger
+from inference.schema import Article, Document, Entity, Relation
 from inference.windows import tokenize
 
 
@@ -44,20 +45,114 @@ def tag_sequences(extractor: NewsExtractor, documents: list[Document], predictio
     return gold, pred
 
 
-def evaluate_entities(extractor: NewsExtractor, documents: list[Document], batch_size: int = 32) -> dict[str, Any]:
-    """Entity scores of the extractor on documents, each fed as one raw text."""
+def evaluate_documents(extractor: NewsExtractor, documents: list[Document], batch_size: int = 32) -> dict[str, Any]:
+    """Entity (and relation) scores of the extractor on documents, each fed as one raw text."""
     articles = extractor.extract_many([d.text for d in documents], batch_size=batch_size)
     gold, pred = tag_sequences(extractor, documents, [a.entities for a in articles])
-    return entity_scores(gold, pred)
+    result = {"ner": entity_scores(gold, pred)}
+    if extractor.relation_tagger is not None:
+        result["relations"] = evaluate_relations(extractor, documents, articles)
+    return result
+
+
+def gold_entities(tagger: RelationTagger, documents: list[Document]) -> tuple[list[list[Entity]], list[list[Relation]]]:
+    """The documents' gold entities and the relations the tagger finds among them."""
+    entities = [
+        [Entity(f"T{k + 1}", s.start, s.end, d.text[s.start : s.end], s.label, 1.0) for k, s in enumerate(d.entities)]
+        for d in documents
+    ]
+    texts = [d.text for d in documents]
+    return entities, tagger.predict(texts, tokenize(tagger.tokenizer, texts), entities)
+
+
+def _relation_keys(spans: list[tuple[int, int, str]], relations: list[tuple[int, int, str]], symmetric: list[str], strict: bool) -> set:
+    keys = set()
+    for h, t, label in relations:
+        head, tail = spans[h] if strict else spans[h][:2], spans[t] if strict else spans[t][:2]
+        if label in symmetric and tail < head:
+            head, tail = tail, head
+        keys.add((head, tail, label))
+    return keys
+
+
+def relation_scores(
+    documents: list[Document],
+    entities: list[list[Entity]],
+    relations: list[list[Relation]],
+    symmetric: list[str],
+    threshold: float = 0.0,
+) -> dict[str, Any]:
+    """Strict (Rel+: spans, entity types and label exact) and boundaries (Rel: spans and label)
+    micro and per-type precision/recall/F1 of predicted relations with score >= threshold."""
+    out = {}
+    for mode in ("strict", "boundaries"):
+        counts: dict[str, list[int]] = {}  # label -> [tp, fp, fn]
+        for doc, ents, rels in zip(documents, entities, relations):
+            gold = _relation_keys([(e.start, e.end, e.label) for e in doc.entities],
+                                  [(r.head, r.tail, r.label) for r in doc.relations], symmetric, mode == "strict")
+            index = {e.id: k for k, e in enumerate(ents)}
+            pred = _relation_keys([(e.start, e.end, e.label) for e in ents],
+                                  [(index[r.head], index[r.tail], r.label) for r in rels if r.score >= threshold],
+                                  symmetric, mode == "strict")
+            for key in gold | pred:
+                c = counts.setdefault(key[2], [0, 0, 0])
+                c[0 if key in gold and key in pred else 1 if key in pred else 2] += 1
+        out[mode] = {"micro": _prf(*[sum(c[i] for c in counts.values()) for i in range(3)]),
+                     "per_type": {label: _prf(*c) for label, c in sorted(counts.items())}}
+    return out
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "support": tp + fn}
+
+
+def relation_thresholds(documents: list[Document], entities: list[list[Entity]], relations: list[list[Relation]], symmetric: list[str]) -> list[dict[str, float]]:
+    """Strict micro precision/recall/F1 and the share of predictions kept at score thresholds 0.1 .. 0.9."""
+    total = sum(len(r) for r in relations) or 1
+    rows = []
+    for k in range(1, 10):
+        th = k / 10
+        micro = relation_scores(documents, entities, relations, symmetric, th)["strict"]["micro"]
+        kept = sum(1 for rels in relations for r in rels if r.score >= th) / total
+        rows.append({"threshold": th, **{m: micro[m] for m in ("precision", "recall", "f1")}, "kept": kept})
+    return rows
+
+
+def evaluate_relations(extractor: NewsExtractor, documents: list[Document], articles: list[Article]) -> dict[str, Any]:
+    """Relations end to end (from predicted entities, as SpERT reports "with NER") and from gold entities."""
+    symmetric = extractor.relation_tagger.schema.symmetric
+    ents, rels = [a.entities for a in articles], [a.relations for a in articles]
+    return {
+        **relation_scores(documents, ents, rels, symmetric),
+        "gold_entities": relation_scores(documents, *gold_entities(extractor.relation_tagger, documents), symmetric),
+        "thresholds": relation_thresholds(documents, ents, rels, symmetric),
+    }
 
 
 def format_table(scores: dict[str, Any], title: str) -> str:
     """A per-type precision/recall/F1 table for the terminal."""
-    lines = [title, f"{'type':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    lines = [title, f"{'type':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     rows = sorted(scores["per_type"].items()) + [("micro", scores["micro"])]
     for name, r in rows:
-        lines.append(f"{name:<12}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['support']:>10}")
+        lines.append(f"{name:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['support']:>10}")
     return "\n".join(lines)
+
+
+def format_report(result: dict[str, Any], where: str) -> str:
+    """All tables of one evaluation level: entities, relations (end to end and gold entities), thresholds."""
+    parts = [format_table(result["ner"], f"entities, {where}")]
+    rel = result.get("relations")
+    if rel:
+        parts.append(format_table(rel["strict"], f"relations strict (Rel+), end to end, {where}"))
+        parts.append(format_table(rel["boundaries"], f"relations boundaries (Rel), end to end, {where}"))
+        parts.append(format_table(rel["gold_entities"]["strict"], f"relations strict from gold entities, {where}"))
+        lines = ["relations strict, end to end, by score threshold", f"{'threshold':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'kept':>10}"]
+        for r in rel["thresholds"]:
+            lines.append(f"{r['threshold']:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['kept']:>10.2f}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def git_commit() -> str:
@@ -101,10 +196,10 @@ def evaluate_run(
     results = {}
     for level in levels:
         docs = [s for d in documents for s in d.sentence_documents()] if level == "sentence" else documents
-        results[level] = evaluate_entities(extractor, docs, batch_size)
+        results[level] = evaluate_documents(extractor, docs, batch_size)
     first = levels[0]
     metrics = {
-        "ner": results[first],
+        **results[first],
         "level": first,
         "data": str(data),
         "format": data_format,
@@ -114,7 +209,7 @@ def evaluate_run(
         **provenance(),
     }
     if len(levels) > 1:
-        metrics["levels"] = {lv: {"ner": results[lv]} for lv in levels}
+        metrics["levels"] = results
     return metrics
 
 

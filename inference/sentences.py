@@ -1,0 +1,43 @@
+"""A conservative sentence splitter for raw news text (relation candidates pair within sentences).
+
+Splits at line breaks and after . ! ? when whitespace and an upper-case letter, digit or opening
+quote follow, except after common abbreviations and single initials ("Mr.", "U.S.", "J."), so
+that it rarely cuts a sentence: a missed split only adds candidate pairs, a wrong one loses them.
+"""
+from __future__ import annotations
+
+import re
+
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sen", "rep", "gov", "gen", "col", "lt", "sgt", "capt", "st", "jr", "sr",
+    "inc", "corp", "co", "ltd", "no", "vs", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
+    "oct", "nov", "dec", "mt", "ft", "rev", "hon", "u.s", "u.k", "u.n", "e.g", "i.e", "a.m", "p.m",
+}
+_BOUNDARY = re.compile(r"""[.!?]["'”’)\]]*\s+(?=["“'‘(\[]?[A-Z0-9])|\n\s*""")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of `text` (whitespace between them is left out)."""
+    spans, start = [], 0
+    for m in _BOUNDARY.finditer(text):
+        if m.group().startswith("."):
+            word = text[:m.start()].rsplit(None, 1)[-1].lower() if text[:m.start()].strip() else ""
+            word = word.lstrip("\"'“‘([")
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        _add(text, start, m.start() + 1 if not m.group().startswith("\n") else m.start(), spans)
+        start = m.end()
+    _add(text, start, len(text), spans)
+    return spans
+
+
+def _add(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    # Keep closing quotes and brackets with their sentence; trim surrounding whitespace.
+    while end < len(text) and text[end] in "\"'”’)]" and end > start:
+        end += 1
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))

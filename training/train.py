@@ -1,0 +1,90 @@
+"""`python -m training train`: the recipe that turns a config into a run directory.
+
+Load the corpus, train NER, train relations (when the config has a `relations` section), write
+the run directory atomically. Runs through accelerate, so `accelerate launch -m training train`
+uses several devices unchanged.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE
+from inference.schema import Document
+
+from .config import Config
+from .corpora import check_data, digest, load_split
+from .train_ner import train_ner
+from .train_relations import train_relations
+
+
+def train(config: Config) -> Path:
+    """Train what the config asks for; return the run directory."""
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+    check_data(config.data)
+    articles = load_split(config.data, "train")
+    train_docs, dev_docs = sentences(articles), sentences(load_split(config.data, "dev"))
+    entity_types = sorted({e.label for d in train_docs for e in d.entities})
+    unseen = sorted({e.label for d in dev_docs for e in d.entities} - set(entity_types))
+    if unseen:
+        raise ValueError(f"{config.data.path('dev')}: entity types {unseen} never occur in the training split")
+    settings = run_settings(config, entity_types)
+
+    ner_docs = {"sentence": train_docs, "article": articles, "both": train_docs + articles}[config.ner.context]
+    ner_model, tokenizer, ner_result = train_ner(config, accelerator, ner_docs, dev_docs, entity_types, settings)
+    settings["training"] = {"ner": ner_result.to_dict()}
+    relations = None
+    if config.relations is not None:
+        rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
+            config, accelerator, train_docs, dev_docs, entity_types
+        )
+        settings["relations"] = schema.to_dict()
+        settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
+        relations = (rel_model, rel_tokenizer)
+
+    output = config.output_dir()
+    if accelerator.is_main_process:
+        write_run(output, (ner_model, tokenizer), relations, settings)
+    accelerator.wait_for_everyone()
+    return output
+
+
+def sentences(documents: list[Document]) -> list[Document]:
+    return [s for d in documents for s in d.sentence_documents()]
+
+
+def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
+    """The content of extractor.json (training results and the relation schema are added later)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "encoder": config.encoder,
+        "entity_labels": entity_types,
+        "window": {"max_length": config.ner.max_length, "stride": config.ner.stride},
+        "casing": config.ner.casing,
+        "entity_score": "mean word-tag probability",
+        "config": config.to_dict(),
+        "data": {s: {"path": str(config.data.path(s)), "sha256": digest(config.data.path(s))} for s in ("train", "dev", "test")},
+    }
+
+
+def write_run(output: Path, ner: tuple[Any, Any], relations: tuple[Any, Any] | None, settings: dict[str, Any]) -> None:
+    """Write the run into a temporary sibling, then rename: a half-written run never looks complete."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    ner[0].save_pretrained(staging / "ner", safe_serialization=True)
+    ner[1].save_pretrained(staging / "ner")
+    if relations is not None:
+        (staging / "relations").mkdir()
+        relations[0].save(staging / "relations")
+        relations[1].save_pretrained(staging / "relations")
+    (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    if output.exists():
+        shutil.rmtree(output)
+    staging.rename(output)
