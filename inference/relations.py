@@ -1,28 +1,31 @@
-"""Relations between entities: typed entity markers, one classification per candidate pair.
+"""Relations between entities: typed entity markers, all pairs of a segment in one forward pass.
 
-For a candidate (head, tail) the sentence(s) holding both are encoded with markers around the
-two mentions, as PURE does: `[CLS] ... <h:Peop> john smith </h:Peop> works for <t:Org> acme
-</t:Org> ... [SEP]`. The classifier reads the encoder states at the two opening markers and
-predicts a relation type or none. Markers are the encoder's `[unusedN]` vocabulary entries,
-referred to by id only, so no text can ever produce one and the tokenizer stays unchanged;
-the text is tokenized once (`inference.windows.tokenize`) for entities and relations alike.
+A segment (a sentence, or the sentences between two entities up to `max_distance` apart) is
+encoded once with typed markers around every entity in it:
+`[CLS] <Peop> john smith </Peop> works for <Org> acme </Org> in <Loc> boston </Loc> . [SEP]`.
+Each candidate pair (head, tail) is classified, as a relation type or none, from the encoder
+states at the two opening markers, head first, so direction is kept. One pass serves all pairs
+of a segment, in training and at inference.
+
+Markers are the encoder's `[unusedN]` vocabulary entries, referred to by id only, so no text can
+produce one and the tokenizer stays unchanged: one tokenization (`inference.windows.tokenize`)
+serves entities and relations.
 """
 from __future__ import annotations
 
 import bisect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerFast
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import TokenClassifierOutput
 
 from .schema import Entity, Relation
 from .sentences import split_sentences
 from .windows import TokenizedText
 
-NO_RELATION = "none"
 HEAD_FILE = "head.safetensors"
 
 
@@ -32,10 +35,10 @@ class RelationSchema:
 
     labels: list[str]  # classifier output k + 1 is labels[k]; output 0 is "no relation"
     entity_types: list[str]
-    symmetric: list[str]  # labels that hold in both directions: predicted once, head = earlier mention
+    symmetric: list[str]  # labels that hold in both directions: reported once, head = earlier mention
     allowed: list[list[str]] | None  # (head type, tail type) pairs that may be related; None: all
     max_distance: int = 0  # pair entities of different sentences up to this many characters apart
-    max_length: int = 128  # tokens per pair input, markers and special tokens included
+    max_length: int = 128  # tokens per segment, markers and special tokens included
 
     @classmethod
     def from_dict(cls, d: dict) -> RelationSchema:
@@ -44,135 +47,147 @@ class RelationSchema:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def marker_tokens(self) -> list[str]:
-        """Marker names in the order of their ids: <h:T>, </h:T>, <t:T>, </t:T> for each entity type T."""
-        return [m for t in self.entity_types for m in (f"<h:{t}>", f"</h:{t}>", f"<t:{t}>", f"</t:{t}>")]
 
-
-def marker_ids(tokenizer: PreTrainedTokenizerFast, schema: RelationSchema) -> dict[str, int]:
-    """Marker name -> vocabulary id of an unused entry ([unused0], [unused1], ...)."""
-    names = schema.marker_tokens()
-    ids = tokenizer.convert_tokens_to_ids([f"[unused{k}]" for k in range(len(names))])
+def marker_ids(tokenizer: PreTrainedTokenizerFast, schema: RelationSchema) -> dict[str, tuple[int, int]]:
+    """Entity type -> (opening, closing) marker ids, taken from the unused vocabulary entries."""
+    names = [f"[unused{k}]" for k in range(2 * len(schema.entity_types))]
+    ids = tokenizer.convert_tokens_to_ids(names)
     if tokenizer.unk_token_id in ids:
-        raise ValueError(
-            f"the encoder's vocabulary lacks the {len(names)} [unusedN] entries used as entity markers"
-        )
-    return dict(zip(names, ids))
+        raise ValueError(f"the encoder's vocabulary lacks the {len(names)} [unusedN] entries used as entity markers")
+    return {t: (ids[2 * k], ids[2 * k + 1]) for k, t in enumerate(schema.entity_types)}
 
 
 @dataclass
-class PairInput:
-    """The model input of one candidate pair."""
+class Segment:
+    """One model input: tokens of a text range with every entity inside it marked."""
 
     input_ids: list[int]
     shapes: list[int]
-    head_index: int  # position of the head's opening marker
-    tail_index: int
+    marker_index: dict[int, int] = field(default_factory=dict)  # entity index -> position of its opening marker
 
 
 def candidate_pairs(
-    entities: list[tuple[int, int, str]], sentences: list[tuple[int, int]], schema: RelationSchema
+    entities: list[tuple[int, int, str]],
+    spans: list[tuple[int, int] | None],
+    sentence_of: list[int],
+    schema: RelationSchema,
 ) -> list[tuple[int, int]]:
-    """Ordered pairs (head, tail) of entity indices that may be related: same sentence, or close
-    enough (`max_distance`), and of an allowed type pair. Each pair appears once."""
-    starts = [s for s, _ in sentences]
-    sentence_of = [max(0, bisect.bisect_right(starts, e[0]) - 1) for e in entities]
+    """Ordered pairs (head, tail) of entity indices that may be related: in the same sentence or
+    within `max_distance` characters, of an allowed type pair, and close enough in tokens for
+    both to fit one segment. Each pair appears once; the scan is linear in the entities times
+    the number of neighbours that fit, so a long text cannot explode into all pairs."""
     allowed = None if schema.allowed is None else {tuple(p) for p in schema.allowed}
+    order = sorted((k for k in range(len(entities)) if spans[k] is not None), key=lambda k: spans[k])
+    budget = schema.max_length - 6  # special tokens and the pair's four markers
     pairs = []
-    for i, (hs, he, ht) in enumerate(entities):
-        for j, (ts, te, tt) in enumerate(entities):
-            if i == j:
+    for n, i in enumerate(order):
+        for j in order[n + 1 :]:
+            if spans[j][0] - spans[i][0] > budget:
+                break
+            if max(spans[i][1], spans[j][1]) - spans[i][0] > budget:
                 continue
-            near = sentence_of[i] == sentence_of[j] or max(hs, ts) - min(he, te) <= schema.max_distance
-            if near and (allowed is None or (ht, tt) in allowed):
-                pairs.append((i, j))
+            (s_i, e_i, t_i), (s_j, e_j, t_j) = entities[i], entities[j]
+            if sentence_of[i] != sentence_of[j] and max(s_i, s_j) - min(e_i, e_j) > schema.max_distance:
+                continue
+            for h, t, ht, tt in ((i, j, t_i, t_j), (j, i, t_j, t_i)):
+                if allowed is None or (ht, tt) in allowed:
+                    pairs.append((h, t))
     return pairs
 
 
 def token_span(tokens: TokenizedText, start: int, end: int) -> tuple[int, int] | None:
     """Tokens [a, b) inside the character span [start, end), or None if none is."""
-    token_starts = [s for s, _ in tokens.offsets]
-    a = bisect.bisect_left(token_starts, start)
+    a = bisect.bisect_left(tokens.offsets, (start, -1))
     b = a
     while b < len(tokens.offsets) and tokens.offsets[b][1] <= end:
         b += 1
     return (a, b) if b > a else None
 
 
-def encode_pair(
+def build_segment(
     tokens: TokenizedText,
-    head: tuple[tuple[int, int], str],
-    tail: tuple[tuple[int, int], str],
-    context: tuple[int, int],
-    markers: dict[str, int],
+    lo: int,
+    hi: int,
+    spans: list[tuple[int, int] | None],
+    types: list[str],
+    markers: dict[str, tuple[int, int]],
     special: tuple[int, int],
-    max_length: int,
-) -> PairInput | None:
-    """Tokens of `context` with typed markers around head and tail, cut to `max_length` around the
-    pair; None if the pair alone does not fit."""
-    (ha, hb), htype = head
-    (ta, tb), ttype = tail
-    budget = max_length - 6  # [CLS], [SEP] and four markers
-    first, last = min(ha, ta), max(hb, tb)
-    if last - first > budget:
-        return None
-    lo, hi = context
-    # Centre the pair in the context when the context is too long.
-    spare = budget - (last - first)
-    lo = max(lo, min(first - spare // 2, hi - budget))
-    hi = min(hi, lo + budget)
-    opens: dict[int, list[tuple[str, int]]] = {}
-    closes: dict[int, list[int]] = {}
-    for role, (a, b), etype in (("h", (ha, hb), htype), ("t", (ta, tb), ttype)):
-        opens.setdefault(a, []).append((role, markers[f"<{role}:{etype}>"]))
-        closes.setdefault(b, []).append(markers[f"</{role}:{etype}>"])
-    ids, shapes, index = [special[0]], [0], {}
+) -> Segment:
+    """Tokens [lo, hi) framed by special tokens, with typed markers around each entity inside."""
+    opens, closes = {}, {}
+    for k, span in enumerate(spans):
+        if span is not None and lo <= span[0] and span[1] <= hi:
+            opens.setdefault(span[0], []).append(k)
+            closes.setdefault(span[1], []).append(k)
+    segment = Segment([special[0]], [0])
     for t in range(lo, hi + 1):
-        for m in closes.get(t, []):
-            ids.append(m)
-            shapes.append(0)
-        for role, m in opens.get(t, []):
-            index[role] = len(ids)
-            ids.append(m)
-            shapes.append(0)
+        for k in closes.get(t, []):
+            segment.input_ids.append(markers[types[k]][1])
+            segment.shapes.append(0)
+        for k in opens.get(t, []):
+            segment.marker_index[k] = len(segment.input_ids)
+            segment.input_ids.append(markers[types[k]][0])
+            segment.shapes.append(0)
         if t < hi:
-            ids.append(tokens.input_ids[t])
-            shapes.append(tokens.shapes[t])
-    ids.append(special[1])
-    shapes.append(0)
-    return PairInput(ids, shapes, index["h"], index["t"])
+            segment.input_ids.append(tokens.input_ids[t])
+            segment.shapes.append(tokens.shapes[t])
+    segment.input_ids.append(special[1])
+    segment.shapes.append(0)
+    return segment
 
 
-def pair_inputs(
+def relation_inputs(
     tokenizer: PreTrainedTokenizerFast,
     tokens: TokenizedText,
     text: str,
     entities: list[tuple[int, int, str]],
     schema: RelationSchema,
-    markers: dict[str, int],
-) -> list[tuple[tuple[int, int], PairInput]]:
-    """Candidate pairs of one text and their model inputs (training and inference share this)."""
+    markers: dict[str, tuple[int, int]],
+) -> tuple[list[Segment], list[tuple[int, int, int]]]:
+    """The segments of one text and its candidate pairs as (head, tail, segment index).
+
+    Training and inference both build their inputs here. A pair whose sentence(s) would exceed
+    `max_length` with all markers gets a segment of its own cut around it; pairs too far apart
+    in tokens for one segment are not candidates (see `candidate_pairs`).
+    """
     sentences = split_sentences(text) or [(0, len(text))]
-    spans = [token_span(tokens, s, e) for s, e, _ in entities]
-    sentence_tokens = [token_span(tokens, s, e) or (0, 0) for s, e in sentences]
     starts = [s for s, _ in sentences]
+    sentence_of = [max(0, bisect.bisect_right(starts, s) - 1) for s, _, _ in entities]
+    sentence_tokens = [token_span(tokens, s, e) or (0, 0) for s, e in sentences]
+    spans = [token_span(tokens, s, e) for s, e, _ in entities]
+    span_starts = sorted(s[0] for s in spans if s is not None)
+    types = [t for _, _, t in entities]
     special = (tokenizer.cls_token_id, tokenizer.sep_token_id)
-    out = []
-    for i, j in candidate_pairs(entities, sentences, schema):
-        if spans[i] is None or spans[j] is None:
-            continue
-        si = max(0, bisect.bisect_right(starts, entities[min(i, j, key=lambda k: entities[k][0])][0]) - 1)
-        sj = max(0, bisect.bisect_right(starts, entities[max(i, j, key=lambda k: entities[k][0])][0]) - 1)
-        context = (sentence_tokens[si][0], max(sentence_tokens[sj][1], spans[i][1], spans[j][1]))
-        context = (min(context[0], spans[i][0], spans[j][0]), context[1])
-        pair = encode_pair(tokens, (spans[i], entities[i][2]), (spans[j], entities[j][2]), context, markers, special, schema.max_length)
-        if pair is not None:
-            out.append(((i, j), pair))
-    return out
+    budget = schema.max_length - 2
+    segments: list[Segment] = []
+    keys: dict[tuple[int, int], int] = {}
+    pairs = []
+    for i, j in candidate_pairs(entities, spans, sentence_of, schema):
+        first, last = min(spans[i][0], spans[j][0]), max(spans[i][1], spans[j][1])
+        a, b = sorted((sentence_of[i], sentence_of[j]))
+        lo, hi = min(sentence_tokens[a][0], first), max(sentence_tokens[b][1], last)
+        if _marked_length(lo, hi, span_starts) > budget:
+            # Too long with all its markers: a range of its own, centred on the pair.
+            margin = (budget - (last - first)) // 2
+            while margin > 0 and _marked_length(max(lo, first - margin), min(hi, last + margin), span_starts) > budget:
+                margin //= 2
+            lo, hi = max(lo, first - margin), min(hi, last + margin)
+        if (lo, hi) not in keys:
+            keys[(lo, hi)] = len(segments)
+            segments.append(build_segment(tokens, lo, hi, spans, types, markers, special))
+        segment = keys[(lo, hi)]
+        if i in segments[segment].marker_index and j in segments[segment].marker_index:
+            pairs.append((i, j, segment))
+    return segments, pairs
+
+
+def _marked_length(lo: int, hi: int, span_starts: list[int]) -> int:
+    """Tokens of [lo, hi) plus two markers per entity starting inside (an upper bound)."""
+    return hi - lo + 2 * (bisect.bisect_left(span_starts, hi) - bisect.bisect_left(span_starts, lo))
 
 
 class RelationModel(torch.nn.Module):
-    """An encoder and a linear classifier over the states of the two opening markers."""
+    """An encoder and a linear classifier over the states of the head's and tail's opening markers."""
 
     def __init__(self, encoder: PreTrainedModel, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -180,14 +195,14 @@ class RelationModel(torch.nn.Module):
         self.dropout = torch.nn.Dropout(dropout)
         self.classifier = torch.nn.Linear(2 * encoder.config.hidden_size, num_labels)
 
-    def forward(self, input_ids, attention_mask, head_index, tail_index, token_type_ids=None, labels=None):
+    def forward(self, input_ids, attention_mask, pair_row, head_index, tail_index, token_type_ids=None, labels=None):
+        """`pair_row[k]` is the segment of pair k; `head_index`/`tail_index` its marker positions."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        rows = torch.arange(states.shape[0], device=states.device)
-        pair = torch.cat([states[rows, head_index], states[rows, tail_index]], dim=-1)
+        pair = torch.cat([states[pair_row, head_index], states[pair_row, tail_index]], dim=-1)
         logits = self.classifier(self.dropout(pair))
         loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return TokenClassifierOutput(loss=loss, logits=logits)
 
     def save(self, directory: Path) -> None:
         """Encoder via save_pretrained, classifier as safetensors: no pickle anywhere."""
@@ -202,8 +217,33 @@ class RelationModel(torch.nn.Module):
         return model
 
 
+def collate_segments(
+    segments: list[Segment], pairs: list[tuple[int, int, int]], pad_id: int, casing: bool, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Pad segments into one batch; `pairs` are (row in `segments`, head marker position, tail
+    marker position). Training and inference share it."""
+    width = max(len(s.input_ids) for s in segments)
+    input_ids = torch.full((len(segments), width), pad_id, dtype=torch.long)
+    shapes = torch.zeros((len(segments), width), dtype=torch.long)
+    mask = torch.zeros((len(segments), width), dtype=torch.long)
+    for r, s in enumerate(segments):
+        input_ids[r, : len(s.input_ids)] = torch.tensor(s.input_ids)
+        shapes[r, : len(s.shapes)] = torch.tensor(s.shapes)
+        mask[r, : len(s.input_ids)] = 1
+    batch = {
+        "input_ids": input_ids.to(device),
+        "attention_mask": mask.to(device),
+        "pair_row": torch.tensor([r for r, _, _ in pairs], device=device),
+        "head_index": torch.tensor([h for _, h, _ in pairs], device=device),
+        "tail_index": torch.tensor([t for _, _, t in pairs], device=device),
+    }
+    if casing:
+        batch["token_type_ids"] = shapes.to(device)
+    return batch
+
+
 class RelationTagger:
-    """Classifies candidate pairs among given entities, batched across texts."""
+    """Classifies candidate pairs among given entities, segments of many texts batched together."""
 
     def __init__(
         self, model: RelationModel, tokenizer: PreTrainedTokenizerFast, schema: RelationSchema, casing: bool
@@ -216,26 +256,31 @@ class RelationTagger:
 
     @torch.inference_mode()
     def predict(
-        self, texts: list[str], tokenized: list[TokenizedText], entities: list[list[Entity]], batch_size: int = 64
+        self, texts: list[str], tokenized: list[TokenizedText], entities: list[list[Entity]], batch_size: int = 32
     ) -> list[list[Relation]]:
-        """Relations of each text among its entities, highest-scoring label per pair."""
-        items = []  # (text index, head entity, tail entity, input)
+        """Relations of each text among its entities: the best label of each candidate pair, if not none."""
+        segments: list[tuple[int, Segment, list[tuple[int, int]]]] = []  # (text, segment, its pairs)
         for k, (text, toks, ents) in enumerate(zip(texts, tokenized, entities)):
-            spans = [(e.start, e.end, e.label) for e in ents]
-            for (i, j), pair in pair_inputs(self.tokenizer, toks, text, spans, self.schema, self.markers):
-                items.append((k, ents[i], ents[j], pair))
+            segs, pairs = relation_inputs(self.tokenizer, toks, text, [(e.start, e.end, e.label) for e in ents], self.schema, self.markers)
+            by_segment: dict[int, list[tuple[int, int]]] = {}
+            for h, t, s in pairs:
+                by_segment.setdefault(s, []).append((h, t))
+            segments.extend((k, segs[s], ps) for s, ps in by_segment.items())
         results: list[list[Relation]] = [[] for _ in texts]
-        order = sorted(range(len(items)), key=lambda n: len(items[n][3].input_ids))
+        order = sorted(range(len(segments)), key=lambda n: len(segments[n][1].input_ids))
         device = next(self.model.parameters()).device
         self.model.eval()
         for b in range(0, len(order), batch_size):
-            batch = [items[n] for n in order[b : b + batch_size]]
-            probs = self.model(**collate_pairs([x[3] for x in batch], self.tokenizer.pad_token_id, self.casing, device)).logits
-            probs = probs.float().softmax(-1).cpu()
+            batch = [segments[n] for n in order[b : b + batch_size]]
+            flat = [(row, h, t) for row, (_, _, ps) in enumerate(batch) for h, t in ps]
+            positions = [(row, batch[row][1].marker_index[h], batch[row][1].marker_index[t]) for row, h, t in flat]
+            inputs = collate_segments([s for _, s, _ in batch], positions, self.tokenizer.pad_token_id, self.casing, device)
+            probs = self.model(**inputs).logits.float().softmax(-1).cpu()
             best_p, best = probs.max(-1)
-            for (k, head, tail, _), p, label in zip(batch, best_p.tolist(), best.tolist()):
+            for (row, h, t), p, label in zip(flat, best_p.tolist(), best.tolist()):
                 if label > 0:
-                    results[k].append(Relation(head.id, tail.id, self.schema.labels[label - 1], p))
+                    k = batch[row][0]
+                    results[k].append(Relation(entities[k][h].id, entities[k][t].id, self.schema.labels[label - 1], p))
         return [self._finish(rels, ents) for rels, ents in zip(results, entities)]
 
     def _finish(self, relations: list[Relation], entities: list[Entity]) -> list[Relation]:
@@ -245,31 +290,8 @@ class RelationTagger:
         for r in relations:
             if r.label in self.schema.symmetric:
                 a, b = sorted((r.head, r.tail), key=position.__getitem__)
-                key = (a, b, r.label)
-                if key not in kept or r.score > kept[key].score:
-                    kept[key] = Relation(a, b, r.label, r.score)
+                if (a, b, r.label) not in kept or r.score > kept[(a, b, r.label)].score:
+                    kept[(a, b, r.label)] = Relation(a, b, r.label, r.score)
             else:
                 kept[(r.head, r.tail, r.label)] = r
         return sorted(kept.values(), key=lambda r: (position[r.head], position[r.tail], r.label))
-
-
-def collate_pairs(pairs: list[PairInput], pad_id: int, casing: bool, device: torch.device | str = "cpu") -> dict:
-    """Pad pair inputs into one batch (training and inference)."""
-    width = max(len(p.input_ids) for p in pairs)
-    input_ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-    shapes = torch.zeros((len(pairs), width), dtype=torch.long)
-    mask = torch.zeros((len(pairs), width), dtype=torch.long)
-    for r, p in enumerate(pairs):
-        input_ids[r, : len(p.input_ids)] = torch.tensor(p.input_ids)
-        shapes[r, : len(p.shapes)] = torch.tensor(p.shapes)
-        mask[r, : len(p.input_ids)] = 1
-    batch = {
-        "input_ids": input_ids.to(device),
-        "attention_mask": mask.to(device),
-        "head_index": torch.tensor([p.head_index for p in pairs], device=device),
-        "tail_index": torch.tensor([p.tail_index for p in pairs], device=device),
-    }
-    if casing:
-        batch["token_type_ids"] = shapes.to(device)
-    return batch
-

@@ -1,6 +1,6 @@
-"""Gold documents -> model inputs: token-classification windows and relation pair inputs.
+"""Gold documents -> model inputs: token-classification windows and relation segments.
 
-Windows come from `inference.windows` and pair inputs from `inference.relations`, the code
+Windows come from `inference.windows` and segments from `inference.relations`, the code
 inference runs, so that what the models are trained on and what they see at run time are cut,
 marked and labelled the same way.
 """
@@ -14,7 +14,7 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from inference.ner import word_tags
-from inference.relations import PairInput, RelationSchema, collate_pairs, marker_ids, pair_inputs
+from inference.relations import RelationSchema, Segment, collate_segments, marker_ids, relation_inputs
 from inference.schema import Document
 from inference.windows import WindowSpec, make_windows, tokenize, window_inputs
 
@@ -55,11 +55,12 @@ def relation_features(
     negative_ratio: float | None,
     seed: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One feature per candidate pair of gold entities, labelled with its gold relation or none.
+    """One feature per segment: its marked tokens and its candidate pairs of gold entities, each
+    labelled with its gold relation or none (0).
 
     Unrelated pairs are sampled (`negative_ratio` per related pair of the document, all if None).
     Also returns how many gold relations no candidate pair carries (other sentence, excluded
-    type pair, too long to encode), so that training can say what it cannot learn.
+    type pair, too far apart), so that training can say what it cannot learn.
     """
     markers = marker_ids(tokenizer, schema)
     label_id = {label: k + 1 for k, label in enumerate(schema.labels)}
@@ -72,36 +73,42 @@ def relation_features(
             if r.label in schema.symmetric:
                 gold.setdefault((r.tail, r.head), r.label)
         spans = [(e.start, e.end, e.label) for e in doc.entities]
-        pairs = pair_inputs(tokenizer, toks, doc.text, spans, schema, markers)
-        reached = {p for p, _ in pairs}
+        segments, pairs = relation_inputs(tokenizer, toks, doc.text, spans, schema, markers)
+        reached = {(h, t) for h, t, _ in pairs}
         unreachable += sum(1 for r in doc.relations if (r.head, r.tail) not in reached)
-        positives = [(p, x) for p, x in pairs if p in gold]
-        negatives = [(p, x) for p, x in pairs if p not in gold]
+        positives = [p for p in pairs if p[:2] in gold]
+        negatives = [p for p in pairs if p[:2] not in gold]
         if negative_ratio is not None:
             keep = min(len(negatives), math.ceil(negative_ratio * max(1, len(positives))))
             negatives = rng.sample(negatives, keep)
-        for p, x in positives + negatives:
-            features.append(
-                {
-                    "input_ids": x.input_ids,
-                    "shapes": x.shapes,
-                    "head_index": x.head_index,
-                    "tail_index": x.tail_index,
-                    "labels": label_id[gold[p]] if p in gold else 0,
-                }
-            )
+        for k, segment in enumerate(segments):
+            mine = [(h, t) for h, t, s in positives + negatives if s == k]
+            if mine:
+                features.append(
+                    {
+                        "input_ids": segment.input_ids,
+                        "shapes": segment.shapes,
+                        "heads": [segment.marker_index[h] for h, _ in mine],
+                        "tails": [segment.marker_index[t] for _, t in mine],
+                        "labels": [label_id.get(gold.get(p), 0) for p in mine],
+                    }
+                )
     return features, unreachable
 
 
 class RelationCollator:
-    """Pads relation features into a batch (the same padding as inference)."""
+    """Pads segment features into a batch, their pairs flattened (the same padding as inference)."""
 
     def __init__(self, pad_id: int, casing: bool) -> None:
         self.pad_id = pad_id
         self.casing = casing
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pairs = [PairInput(r["input_ids"], r["shapes"], r["head_index"], r["tail_index"]) for r in rows]
-        batch = collate_pairs(pairs, self.pad_id, self.casing)
-        batch["labels"] = torch.tensor([r["labels"] for r in rows])
+        segments, pairs, labels = [], [], []
+        for r, row in enumerate(rows):
+            segments.append(Segment(row["input_ids"], row["shapes"]))
+            pairs.extend((r, h, t) for h, t in zip(row["heads"], row["tails"]))
+            labels.extend(row["labels"])
+        batch = collate_segments(segments, pairs, self.pad_id, self.casing)
+        batch["labels"] = torch.tensor(labels)
         return batch
