@@ -1,0 +1,93 @@
+"""Relation inputs: markers and offsets, candidate pairs, label schemas from the data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inference.relations import RelationSchema, candidate_pairs, marker_ids, relation_inputs
+from inference.windows import tokenize
+
+TEXT = "John Smith works for Acme Corp in Boston. Maria Lopez lives in Paris."
+ENTITIES = [(0, 10, "Peop"), (21, 30, "Org"), (34, 40, "Loc"), (42, 53, "Peop"), (63, 68, "Loc")]
+
+
+def schema(**kw) -> RelationSchema:
+    return RelationSchema(["Live_In", "Work_For"], ["Loc", "Org", "Peop"], [], None, **kw)
+
+
+def test_markers_wrap_each_entity_and_point_at_its_opening(tokenizer):
+    s = schema()
+    markers = marker_ids(tokenizer, s)
+    toks = tokenize(tokenizer, [TEXT])[0]
+    segments, pairs = relation_inputs(tokenizer, toks, TEXT, ENTITIES, s, markers)
+    assert len(segments) == 2, "one segment per sentence"
+    first = segments[0]
+    words = tokenizer.convert_ids_to_tokens(first.input_ids)
+    opening = {ids[0]: t for t, ids in markers.items()}
+    closing = {ids[1]: t for t, ids in markers.items()}
+    for k, position in first.marker_index.items():
+        assert opening[first.input_ids[position]] == ENTITIES[k][2]
+        # The entity's own tokens follow its opening marker, then its closing marker.
+        inner = tokenizer.convert_tokens_to_string(
+            words[position + 1 : next(p for p in range(position, len(words)) if first.input_ids[p] in closing)]
+        )
+        assert inner == TEXT[ENTITIES[k][0] : ENTITIES[k][1]].lower()
+    assert words[0] == "[CLS]" and words[-1] == "[SEP]" and "maria" not in words
+    assert len(first.shapes) == len(first.input_ids)
+    assert all(first.shapes[p] == 0 for p in first.marker_index.values())
+
+
+def test_candidates_cover_every_pair_once(tokenizer):
+    toks = tokenize(tokenizer, [TEXT])[0]
+    segments, pairs = relation_inputs(tokenizer, toks, TEXT, ENTITIES, schema(), marker_ids(tokenizer, schema()))
+    got = [(h, t) for h, t, _ in pairs]
+    same_sentence = [(h, t) for h in range(5) for t in range(5) if h != t and (h < 3) == (t < 3)]
+    assert sorted(got) == sorted(same_sentence) and len(got) == len(set(got))
+    # With a character window, pairs across the sentence boundary join, each once.
+    wide = schema(max_distance=30)
+    _, pairs = relation_inputs(tokenizer, toks, TEXT, ENTITIES, wide, marker_ids(tokenizer, wide))
+    got = [(h, t) for h, t, _ in pairs]
+    assert (2, 3) in got and (3, 2) in got and (0, 4) not in got and len(got) == len(set(got))
+
+
+def test_type_constraints_prune_candidates(tokenizer):
+    constrained = RelationSchema(["Work_For"], ["Loc", "Org", "Peop"], [], [["Peop", "Org"]])
+    spans = [(0, 1), (4, 6), (7, 8)]
+    assert candidate_pairs(ENTITIES[:3], spans, [0, 0, 0], constrained) == [(0, 1)]
+
+
+def test_long_sentences_get_a_segment_around_the_pair(tokenizer):
+    filler = " and then" * 80
+    text = f"John Smith works for Acme Corp{filler} in Boston."
+    ents = [(0, 10, "Peop"), (21, 30, "Org"), (len(text) - 7, len(text) - 1, "Loc")]
+    s = schema(max_length=48)
+    toks = tokenize(tokenizer, [text])[0]
+    segments, pairs = relation_inputs(tokenizer, toks, text, ents, s, marker_ids(tokenizer, s))
+    assert {(h, t) for h, t, _ in pairs} == {(0, 1), (1, 0)}, "Boston is too far away to share a segment"
+    assert all(len(seg.input_ids) <= 48 for seg in segments)
+
+
+@pytest.mark.skipif(not Path("../shared/data").is_dir(), reason="the team's data folder ../shared/data is absent")
+@pytest.mark.parametrize(
+    "fmt,path,labels",
+    [
+        ("spert", "conll04/train.json", ["Kill", "Live_In", "Located_In", "OrgBased_In", "Work_For"]),
+        ("crossre", "crossre_news/news-train.json", None),
+    ],
+)
+def test_label_schema_comes_from_the_data(tokenizer, fmt, path, labels):
+    from training.config import Config, DataConfig, RelationConfig
+    from training.readers import read_documents
+    from training.train_relations import relation_schema
+
+    docs = read_documents(Path("../shared/data") / path, fmt)
+    config = Config("x", DataConfig(fmt, path, path, path), relations=RelationConfig())
+    types = sorted({e.label for d in docs for e in d.entities})
+    s = relation_schema(config, docs, types)
+    if labels:
+        assert s.labels == labels
+    else:
+        assert len(s.labels) == 14 and "physical" in s.labels  # the train split holds 14 of the 15 types
+    # Every training relation is reachable (same sentence, allowed types) in these corpora.
+    assert all((d.entities[r.head].label, d.entities[r.tail].label) in {tuple(p) for p in s.allowed} for d in docs for r in d.relations)
