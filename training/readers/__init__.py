@@ -5,6 +5,8 @@ Errors in the input are reported as one-line `ReaderError`s, "FILE:LINE: reason"
 from __future__ import annotations
 
 import importlib
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 from inference.schema import Document
@@ -30,6 +32,24 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise ReaderError(path, line, f"invalid UTF-8 byte 0x{data[err.start]:02x}") from None
+
+
+def read_json_lines(path: Path, to_document: Callable[[object], Document]) -> list[Document]:
+    """One document per non-blank JSON line; invalid JSON or a ValueError from `to_document`
+    becomes a ReaderError naming the line."""
+    documents = []
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ReaderError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        try:
+            documents.append(to_document(record))
+        except ValueError as err:
+            raise ReaderError(path, lineno, str(err)) from None
+    return documents
 
 
 def expect_object(value: object, what: str, fields: tuple[str, ...] = ()) -> dict:

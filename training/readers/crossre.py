@@ -1,29 +1,16 @@
 """CrossRE JSON lines: one sentence per line, one `Document` each (id = doc_key)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from inference.schema import Document
-from training.readers import ReaderError, expect_int, expect_list, expect_object, expect_str, read_text
+from training.readers import expect_int, expect_list, expect_object, expect_str, read_json_lines
 from training.readers.tokens import build_document, check_tokens
 
 
 def read(path: Path) -> list[Document]:
     """Read a CrossRE file; blank lines are skipped."""
-    documents = []
-    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ReaderError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        try:
-            documents.append(_document(record))
-        except ValueError as err:
-            raise ReaderError(path, lineno, str(err)) from None
-    return documents
+    return read_json_lines(path, _document)
 
 
 def _span(raw_first: object, raw_last: object, n_tokens: int, what: str) -> tuple[int, int]:

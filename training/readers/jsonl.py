@@ -10,24 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from inference.schema import Document, RelationMention, Span
-from training.readers import ReaderError, expect_int, expect_list, expect_object, expect_str, read_text
+from training.readers import expect_int, expect_list, expect_object, expect_str, read_json_lines
 
 
 def read(path: Path) -> list[Document]:
     """Read a JSON lines file of documents; blank lines are skipped."""
-    documents = []
-    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ReaderError(path, lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        try:
-            documents.append(_document(record))
-        except ValueError as err:
-            raise ReaderError(path, lineno, str(err)) from None
-    return documents
+    return read_json_lines(path, _document)
 
 
 def write_jsonl(documents: Iterable[Document], path: str | Path) -> None:
