@@ -1,0 +1,26 @@
+"""The conservative sentence splitter behind relation candidates."""
+from __future__ import annotations
+
+from inference.sentences import split_sentences
+
+
+def test_splits_at_sentence_ends_and_line_breaks():
+    text = 'Mr. Smith went to Washington. He met the U.S. envoy J. Doe in Paris! "Great," he said.\nNew line'
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "Mr. Smith went to Washington.",
+        "He met the U.S. envoy J. Doe in Paris!",
+        '"Great," he said.',
+        "New line",
+    ]
+
+
+def test_spans_are_trimmed_and_cover_all_text():
+    text = "  One. Two?\r\n\r\nThree  "
+    spans = split_sentences(text)
+    assert [text[s:e] for s, e in spans] == ["One.", "Two?", "Three"]
+    # No visible character is lost between sentences.
+    assert "".join("".join(text[s:e] for s, e in spans).split()) == "".join(text.split())
+
+
+def test_empty_and_blank_text_have_no_sentences():
+    assert split_sentences("") == [] and split_sentences(" \n\t ") == []
