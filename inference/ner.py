@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
@@ -64,6 +65,40 @@ def decode_tags(tags: list[str], probs: list[float]) -> list[TaggedSpan]:
     return spans
 
 
+def iob2_transitions(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, allowed) for IOB2: `start[j]`, tag j may open a text; `allowed[i, j]`, tag j may
+    follow tag i. I-X may only follow B-X or I-X."""
+    inside = [t[2:] if t.startswith("I-") else None for t in labels]
+    start = np.array([x is None for x in inside])
+    allowed = np.array([[x is None or (prev[:2] in ("B-", "I-") and prev[2:] == x) for x in inside] for prev in labels])
+    return start, allowed
+
+
+def viterbi(probs: np.ndarray, start: np.ndarray, allowed: np.ndarray) -> list[int]:
+    """The most probable valid IOB2 tag sequence, given (words x labels) probabilities.
+
+    Constraints only forbid, so where the per-word argmax is valid it is the answer and the
+    dynamic programme runs only for texts whose greedy path breaks a constraint.
+    """
+    if len(probs) == 0:
+        return []
+    greedy = probs.argmax(-1)
+    if start[greedy[0]] and allowed[greedy[:-1], greedy[1:]].all():
+        return greedy.tolist()
+    log_p = np.log(np.clip(probs, 1e-12, None))
+    penalty = np.where(allowed, 0.0, -np.inf)
+    score = np.where(start, log_p[0], -np.inf)
+    back = np.zeros(probs.shape, dtype=np.int64)
+    for w in range(1, len(probs)):
+        total = score[:, None] + penalty
+        back[w] = total.argmax(0)
+        score = total.max(0) + log_p[w]
+    path = [int(score.argmax())]
+    for w in range(len(probs) - 1, 0, -1):
+        path.append(int(back[w, path[-1]]))
+    return path[::-1]
+
+
 def span_score(probs: list[float]) -> float:
     """Entity score: mean probability of the span's word tags (see docs/ARCHITECTURE.md)."""
     return float(sum(probs) / len(probs))
@@ -80,6 +115,7 @@ class NerTagger:
         self.spec = spec
         self.casing = casing  # feed word shapes as token-type ids (inference.casing)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.transitions = iob2_transitions([self.id2label[i] for i in range(len(self.id2label))])
 
     @torch.inference_mode()
     def word_probabilities(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
@@ -122,10 +158,11 @@ class NerTagger:
         tokenized = tokenized if tokenized is not None else tokenize(self.tokenizer, texts)
         results = []
         for text, toks, probs in zip(texts, tokenized, self.word_probabilities(tokenized, batch_size)):
-            best, ids = probs.max(-1) if len(probs) else (probs[:, 0], probs[:, 0].long())
-            tags = [self.id2label[int(i)] for i in ids]
+            ids = viterbi(probs.numpy(), *self.transitions)
+            tags = [self.id2label[i] for i in ids]
+            chosen = probs[torch.arange(len(ids)), torch.tensor(ids, dtype=torch.long)].tolist()
             entities = []
-            for span in decode_tags(tags, best.tolist()):
+            for span in decode_tags(tags, chosen):
                 start, end = toks.words[span.first_word][0], toks.words[span.last_word][1]
                 entities.append(
                     Entity(f"T{len(entities) + 1}", start, end, text[start:end], span.label, span_score(span.probs))

@@ -97,3 +97,27 @@ def test_word_tags_and_decoding_round_trip():
 def test_bad_window_settings_are_refused(max_length, stride):
     with pytest.raises(ValueError, match="max_length|stride"):
         WindowSpec(max_length, stride)
+
+
+def test_viterbi_keeps_entities_whole_and_valid():
+    import numpy as np
+
+    from inference.ner import iob2_transitions, viterbi
+
+    labels = bio_labels(["Org", "Peop"])  # O, B-Org, I-Org, B-Peop, I-Peop
+
+    def row(**p):
+        r = np.full(len(labels), 0.01)
+        for tag, v in p.items():
+            r[labels.index(tag.replace("_", "-"))] = v
+        return r / r.sum()
+
+    start, allowed = iob2_transitions(labels)
+    # Greedy would read B-Org I-Peop I-Org: three entities of two types out of one name.
+    probs = np.stack([row(B_Org=0.6, B_Peop=0.3), row(I_Peop=0.5, I_Org=0.4), row(I_Org=0.9)])
+    assert [labels[i] for i in viterbi(probs, start, allowed)] == ["B-Org", "I-Org", "I-Org"]
+    # A text may not open with I-; a valid greedy path is returned unchanged.
+    assert [labels[i] for i in viterbi(np.stack([row(I_Org=0.6, B_Org=0.3), row(O=0.9)]), start, allowed)] == ["B-Org", "O"]
+    valid = np.stack([row(B_Peop=0.9), row(I_Peop=0.9), row(O=0.9)])
+    assert viterbi(valid, start, allowed) == valid.argmax(-1).tolist()
+    assert viterbi(np.zeros((0, len(labels))), start, allowed) == []
