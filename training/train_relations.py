@@ -49,9 +49,10 @@ def train_relations(
     encoder_dir = resolve_encoder(config.encoder)
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     features, unreachable = relation_features(tokenizer, train_docs, schema, rc.negative_ratio, config.seed)
-    positives = sum(1 for f in features if f["labels"])
+    pairs = sum(len(f["labels"]) for f in features)
+    positives = sum(1 for f in features for label in f["labels"] if label)
     accelerator.print(
-        f"relations: {len(features)} candidate pairs, {positives} related; "
+        f"relations: {len(features)} segments, {pairs} candidate pairs, {positives} related; "
         f"{unreachable} of {sum(len(d.relations) for d in train_docs)} training relations reach no candidate pair"
     )
     encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32)
