@@ -6,6 +6,7 @@ project reports goes through the code users run.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,11 +28,13 @@ def word_tags(words: list[tuple[int, int]], spans: list[tuple[int, int, str]]) -
     A word belongs to the entity whose span holds the word's first character.
     """
     tags = ["O"] * len(words)
+    starts = [ws for ws, _ in words]  # words are in text order
     for start, end, label in spans:
-        inside = [w for w, (ws, _) in enumerate(words) if start <= ws < end]
+        inside = list(range(bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)))
         if not inside:
             # A span starting inside a word: tag the word that holds its start.
-            inside = [w for w, (ws, we) in enumerate(words) if ws < start < we][:1]
+            k = bisect.bisect_left(starts, start) - 1
+            inside = [k] if k >= 0 and words[k][0] < start < words[k][1] else []
         for k, w in enumerate(inside):
             tags[w] = f"{'B' if k == 0 else 'I'}-{label}"
     return tags
