@@ -55,8 +55,11 @@ class NewsExtractor:
         self.relation_tagger = relation_tagger
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path, device: str | None = None) -> NewsExtractor:
-        """Load a run directory; a clear `RunDirectoryError` if it is not one."""
+    def from_pretrained(cls, run_dir: str | Path, device: str | None = None, calibrated: bool = True) -> NewsExtractor:
+        """Load a run directory; a clear `RunDirectoryError` if it is not one.
+
+        `calibrated=False` gives the raw softmax scores, for comparison with the calibrated ones.
+        """
         run_dir = Path(run_dir)
         settings = read_settings(run_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,7 +77,16 @@ class NewsExtractor:
                 run_dir / "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1)
             )
             relation_tagger = RelationTagger(rel_model.to(device), rel_tokenizer, schema, settings["casing"])
-        return cls(tagger, settings, relation_tagger)
+        extractor = cls(tagger, settings, relation_tagger)
+        if calibrated:
+            extractor.set_calibration(settings.get("calibration") or {})
+        return extractor
+
+    def set_calibration(self, calibration: dict[str, float]) -> None:
+        """Apply fitted temperatures ({} restores the raw scores)."""
+        self.tagger.temperature = calibration.get("ner_temperature", 1.0)
+        if self.relation_tagger is not None:
+            self.relation_tagger.temperature = calibration.get("relation_temperature", 1.0)
 
     @property
     def entity_labels(self) -> list[str]:

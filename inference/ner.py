@@ -117,19 +117,20 @@ class NerTagger:
         self.tokenizer = tokenizer
         self.spec = spec
         self.casing = casing  # feed word shapes as token-type ids (inference.casing)
+        self.temperature = 1.0  # set from the run's calibration (inference.calibration)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.transitions = iob2_transitions([self.id2label[i] for i in range(len(self.id2label))])
 
     @torch.inference_mode()
-    def word_probabilities(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
-        """Per text, a (words x labels) tensor of tag probabilities, read from each word's first subword."""
+    def word_logits(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
+        """Per text, a (words x labels) tensor of tag logits, read from each word's first subword."""
         windows: list[Window] = []
         owners: list[tuple[int, int]] = []
         for i, toks in enumerate(tokenized):
             ws = make_windows(toks, self.spec, i)
             windows.extend(ws)
             owners.extend(window_owners(ws))
-        token_probs = [torch.zeros(len(t.input_ids), len(self.id2label)) for t in tokenized]
+        token_logits = [torch.zeros(len(t.input_ids), len(self.id2label)) for t in tokenized]
         # Sort by length so that each batch pads little; results are scattered back by index.
         order = sorted(range(len(windows)), key=lambda k: windows[k].end - windows[k].start)
         device = self.model.device
@@ -147,12 +148,12 @@ class NerTagger:
                 mask[r, : len(ids)] = 1
             extra = {"token_type_ids": shapes.to(device)} if self.casing else {}
             logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra).logits
-            probs = logits.float().softmax(-1).cpu()
+            logits = logits.float().cpu()
             for r, k in enumerate(order[b : b + batch_size]):
                 w, (lo, hi) = windows[k], owners[k]
                 # +1: position 0 of the window is the leading special token.
-                token_probs[w.text_index][lo:hi] = probs[r, lo - w.start + 1 : hi - w.start + 1]
-        return [p[t.word_starts()] if t.words else p[:0] for p, t in zip(token_probs, tokenized)]
+                token_logits[w.text_index][lo:hi] = logits[r, lo - w.start + 1 : hi - w.start + 1]
+        return [x[t.word_starts()] if t.words else x[:0] for x, t in zip(token_logits, tokenized)]
 
     def predict(
         self, texts: list[str], batch_size: int = 32, tokenized: list[TokenizedText] | None = None
@@ -160,7 +161,8 @@ class NerTagger:
         """Entities of each text, ids T1, T2, ... in text order (`tokenized`: texts already tokenized)."""
         tokenized = tokenized if tokenized is not None else tokenize(self.tokenizer, texts)
         results = []
-        for text, toks, probs in zip(texts, tokenized, self.word_probabilities(tokenized, batch_size)):
+        for text, toks, logits in zip(texts, tokenized, self.word_logits(tokenized, batch_size)):
+            probs = (logits / self.temperature).softmax(-1)
             ids = viterbi(probs.numpy(), *self.transitions)
             tags = [self.id2label[i] for i in ids]
             chosen = probs[torch.arange(len(ids)), torch.tensor(ids, dtype=torch.long)].tolist()

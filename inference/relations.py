@@ -253,6 +253,7 @@ class RelationTagger:
         self.schema = schema
         self.casing = casing
         self.markers = marker_ids(tokenizer, schema)
+        self.temperature = 1.0  # set from the run's calibration (inference.calibration)
 
     @torch.inference_mode()
     def predict(
@@ -275,7 +276,7 @@ class RelationTagger:
             flat = [(row, h, t) for row, (_, _, ps) in enumerate(batch) for h, t in ps]
             positions = [(row, batch[row][1].marker_index[h], batch[row][1].marker_index[t]) for row, h, t in flat]
             inputs = collate_segments([s for _, s, _ in batch], positions, self.tokenizer.pad_token_id, self.casing, device)
-            probs = self.model(**inputs).logits.float().softmax(-1).cpu()
+            probs = (self.model(**inputs).logits.float() / self.temperature).softmax(-1).cpu()
             best_p, best = probs.max(-1)
             for (row, h, t), p, label in zip(flat, best_p.tolist(), best.tolist()):
                 if label > 0:

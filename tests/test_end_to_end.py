@@ -123,6 +123,9 @@ def test_evaluate_cli_writes_metrics_json(tiny_run: Path, tmp_path: Path, capsys
     rel = metrics["relations"]
     assert rel["strict"]["micro"]["support"] == 2 and rel["gold_entities"]["strict"]["micro"]["support"] == 2
     assert [row["threshold"] for row in rel["thresholds"]] == [k / 10 for k in range(1, 10)]
+    cal = metrics["calibration"]
+    for key in ("entity_ece", "relation_ece"):
+        assert 0.0 <= cal[key] <= 1.0 and 0.0 <= cal["uncalibrated"][key] <= 1.0
 
 
 def test_missing_data_names_corpus_source_and_setting(tmp_path: Path, capsys):

@@ -1,8 +1,10 @@
-"""`python -m training train|evaluate`: fine-tune from a YAML config, evaluate a run."""
+"""`python -m training train|evaluate|calibrate`: fine-tune from a YAML config, evaluate a run,
+refit its score calibration."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -34,9 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
     e.add_argument("--batch-size", type=int, default=32)
 
+    c = commands.add_parser("calibrate", help="fit a run's score temperatures (default: on its dev split)")
+    c.add_argument("--model", required=True, type=Path, help="run directory")
+    c.add_argument("--data", type=Path, help="corpus file (default: the dev split the run was configured with)")
+    c.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
+
     args = parser.parse_args(argv)
+    command = {"train": train_command, "evaluate": evaluate_command, "calibrate": calibrate_command}[args.command]
     try:
-        return train_command(args) if args.command == "train" else evaluate_command(args)
+        return command(args)
     except (ConfigError, DataMissing, ReaderError, EncoderNotFound, RunDirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -54,12 +62,32 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
-    settings = read_settings(args.model)
-    data_config = settings["config"]["data"]
-    data = args.data or Path(data_config["root"]) / data_config["test"]
+def run_data(args: argparse.Namespace, split: str) -> tuple[Path, str, list]:
+    """--data/--format, else the run's configured split: (path, format, documents)."""
+    data_config = read_settings(args.model)["config"]["data"]
+    data = args.data or Path(data_config["root"]) / data_config[split]
     data_format = args.format or data_config["format"]
-    documents = read_documents(data, data_format)
+    return data, data_format, read_documents(data, data_format)
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    from inference.extractor import SETTINGS_FILE, NewsExtractor
+
+    from .calibrate import fit_calibration
+
+    data, _, documents = run_data(args, "dev")
+    extractor = NewsExtractor.from_pretrained(args.model, calibrated=False)
+    fitted = {**fit_calibration(extractor, [s for d in documents for s in d.sentence_documents()]), "fitted_on": str(data)}
+    settings = {**extractor.settings, "calibration": fitted}
+    staging = args.model / f".{SETTINGS_FILE}.partial"
+    staging.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    staging.replace(args.model / SETTINGS_FILE)  # atomic: the old file or the new one, never half of one
+    print(f"temperatures fitted on {data}: " + ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k != "fitted_on"))
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    data, data_format, documents = run_data(args, "test")
     multi = any(len(d.sentences) > 1 for d in documents)
     levels = {"sentence": ["sentence"], "article": ["article"], "both": ["sentence", "article"] if multi else ["sentence"]}[args.level]
     metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size)

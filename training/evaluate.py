@@ -18,6 +18,7 @@ import torch
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
+from inference.calibration import expected_calibration_error
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.relations import RelationTagger
@@ -45,13 +46,28 @@ def tag_sequences(extractor: NewsExtractor, documents: list[Document], predictio
     return gold, pred
 
 
-def evaluate_documents(extractor: NewsExtractor, documents: list[Document], batch_size: int = 32) -> dict[str, Any]:
-    """Entity (and relation) scores of the extractor on documents, each fed as one raw text."""
-    articles = extractor.extract_many([d.text for d in documents], batch_size=batch_size)
+def evaluate_documents(
+    extractor: NewsExtractor, documents: list[Document], batch_size: int = 32, calibration: bool = False
+) -> dict[str, Any]:
+    """Entity (and relation) scores of the extractor on documents, each fed as one raw text;
+    with `calibration`, also the calibration error of its scores, calibrated and raw."""
+    texts = [d.text for d in documents]
+    articles = extractor.extract_many(texts, batch_size=batch_size)
     gold, pred = tag_sequences(extractor, documents, [a.entities for a in articles])
     result = {"ner": entity_scores(gold, pred)}
+    symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
     if extractor.relation_tagger is not None:
         result["relations"] = evaluate_relations(extractor, documents, articles)
+    if calibration:
+        fitted = extractor.settings.get("calibration") or {}
+        extractor.set_calibration({})
+        raw = calibration_errors(documents, extractor.extract_many(texts, batch_size=batch_size), symmetric)
+        extractor.set_calibration(fitted)
+        result["calibration"] = {
+            **calibration_errors(documents, articles, symmetric),
+            "uncalibrated": raw,
+            "temperatures": {k: v for k, v in fitted.items() if k.endswith("temperature")},
+        }
     return result
 
 
@@ -65,7 +81,11 @@ def gold_entities(tagger: RelationTagger, documents: list[Document]) -> tuple[li
     return entities, tagger.predict(texts, tokenize(tagger.tokenizer, texts), entities)
 
 
-def _relation_keys(spans: list[tuple[int, int, str]], relations: list[tuple[int, int, str]], symmetric: list[str], strict: bool) -> set:
+def relation_keys(
+    spans: list[tuple[int, int, str]], relations: list[tuple[int, int, str]], symmetric: list[str], strict: bool = True
+) -> set:
+    """Comparable keys of relations given as (head, tail, label) indices into `spans`; symmetric
+    labels in a canonical order; entity types kept only when `strict`."""
     keys = set()
     for h, t, label in relations:
         head, tail = spans[h] if strict else spans[h][:2], spans[t] if strict else spans[t][:2]
@@ -88,10 +108,10 @@ def relation_scores(
     for mode in ("strict", "boundaries"):
         counts: dict[str, list[int]] = {}  # label -> [tp, fp, fn]
         for doc, ents, rels in zip(documents, entities, relations):
-            gold = _relation_keys([(e.start, e.end, e.label) for e in doc.entities],
+            gold = relation_keys([(e.start, e.end, e.label) for e in doc.entities],
                                   [(r.head, r.tail, r.label) for r in doc.relations], symmetric, mode == "strict")
             index = {e.id: k for k, e in enumerate(ents)}
-            pred = _relation_keys([(e.start, e.end, e.label) for e in ents],
+            pred = relation_keys([(e.start, e.end, e.label) for e in ents],
                                   [(index[r.head], index[r.tail], r.label) for r in rels if r.score >= threshold],
                                   symmetric, mode == "strict")
             for key in gold | pred:
@@ -106,6 +126,29 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "support": tp + fn}
+
+
+def calibration_errors(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, Any]:
+    """ECE (15 bins) of entity and relation scores against exact-match correctness (Rel+ for relations)."""
+    entity_scores, entity_ok, relation_scores, relation_ok = [], [], [], []
+    for doc, art in zip(documents, articles):
+        gold = {(e.start, e.end, e.label) for e in doc.entities}
+        for e in art.entities:
+            entity_scores.append(e.score)
+            entity_ok.append((e.start, e.end, e.label) in gold)
+        gold_relations = relation_keys(
+            [(e.start, e.end, e.label) for e in doc.entities], [(r.head, r.tail, r.label) for r in doc.relations], symmetric
+        )
+        spans = [(e.start, e.end, e.label) for e in art.entities]
+        index = {e.id: k for k, e in enumerate(art.entities)}
+        for r in art.relations:
+            relation_scores.append(r.score)
+            key = relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric)
+            relation_ok.append(key <= gold_relations)
+    out = {"entity_ece": expected_calibration_error(entity_scores, entity_ok), "entities": len(entity_scores)}
+    if relation_scores:
+        out.update(relation_ece=expected_calibration_error(relation_scores, relation_ok), relations=len(relation_scores))
+    return out
 
 
 def relation_thresholds(documents: list[Document], entities: list[list[Entity]], relations: list[list[Relation]], symmetric: list[str]) -> list[dict[str, float]]:
@@ -152,6 +195,12 @@ def format_report(result: dict[str, Any], where: str) -> str:
         for r in rel["thresholds"]:
             lines.append(f"{r['threshold']:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['kept']:>10.2f}")
         parts.append("\n".join(lines))
+    cal = result.get("calibration")
+    if cal:
+        line = f"calibration (ECE, 15 bins): entities {cal['entity_ece']:.4f} (raw {cal['uncalibrated']['entity_ece']:.4f})"
+        if "relation_ece" in cal:
+            line += f", relations {cal['relation_ece']:.4f} (raw {cal['uncalibrated']['relation_ece']:.4f})"
+        parts.append(line + f", temperatures {cal['temperatures']}")
     return "\n\n".join(parts)
 
 
@@ -196,7 +245,7 @@ def evaluate_run(
     results = {}
     for level in levels:
         docs = [s for d in documents for s in d.sentence_documents()] if level == "sentence" else documents
-        results[level] = evaluate_documents(extractor, docs, batch_size)
+        results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True)
     first = levels[0]
     metrics = {
         **results[first],

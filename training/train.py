@@ -1,7 +1,7 @@
 """`python -m training train`: the recipe that turns a config into a run directory.
 
-Load the corpus, train NER, train relations (when the config has a `relations` section), write
-the run directory atomically. Runs through accelerate, so `accelerate launch -m training train`
+Load the corpus, train NER, train relations (when the config has a `relations` section), fit
+the score temperatures on the dev split, write the run directory atomically. Runs through accelerate, so `accelerate launch -m training train`
 uses several devices unchanged.
 """
 from __future__ import annotations
@@ -14,10 +14,14 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE
+from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor
+from inference.ner import NerTagger
+from inference.relations import RelationTagger
 from inference.schema import Document
+from inference.windows import WindowSpec
 
 from .config import Config
+from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
 from .train_ner import train_ner
 from .train_relations import train_relations
@@ -50,6 +54,12 @@ def train(config: Config) -> Path:
 
     output = config.output_dir()
     if accelerator.is_main_process:
+        extractor = NewsExtractor(
+            NerTagger(ner_model, tokenizer, WindowSpec(config.ner.max_length, config.ner.stride), config.ner.casing),
+            settings,
+            RelationTagger(relations[0], relations[1], schema, config.ner.casing) if relations else None,
+        )
+        settings["calibration"] = {**fit_calibration(extractor, dev_docs), "fitted_on": str(config.data.path("dev"))}
         write_run(output, (ner_model, tokenizer), relations, settings)
     accelerator.wait_for_everyone()
     return output
