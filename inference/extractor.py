@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+from .calibration import apply_isotonic
 from .ner import NerTagger
 from .relations import RelationModel, RelationSchema, RelationTagger
 from .schema import Article
@@ -53,6 +54,7 @@ class NewsExtractor:
         self.tagger = tagger
         self.settings = settings
         self.relation_tagger = relation_tagger
+        self.calibration: dict[str, Any] = {}  # raw scores until set_calibration
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, device: str | None = None, calibrated: bool = True) -> NewsExtractor:
@@ -82,8 +84,9 @@ class NewsExtractor:
             extractor.set_calibration(settings.get("calibration") or {})
         return extractor
 
-    def set_calibration(self, calibration: dict[str, float]) -> None:
-        """Apply fitted temperatures ({} restores the raw scores)."""
+    def set_calibration(self, calibration: dict[str, Any]) -> None:
+        """Apply a fitted calibration (inference.calibration); {} restores the raw scores."""
+        self.calibration = calibration
         self.tagger.temperature = calibration.get("ner_temperature", 1.0)
         if self.relation_tagger is not None:
             self.relation_tagger.temperature = calibration.get("relation_temperature", 1.0)
@@ -111,7 +114,15 @@ class NewsExtractor:
             if self.relation_tagger
             else [[] for _ in texts]
         )
-        return [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
+        articles = [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
+        entity_map, relation_map = self.calibration.get("entity_isotonic"), self.calibration.get("relation_isotonic")
+        for article in articles:
+            # Relations first: their raw scores were computed from the raw entity scores.
+            for r in article.relations if relation_map else []:
+                r.score = apply_isotonic(r.score, relation_map)
+            for e in article.entities if entity_map else []:
+                e.score = apply_isotonic(e.score, entity_map)
+        return articles
 
 
 def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:

@@ -281,7 +281,9 @@ class RelationTagger:
             for (row, h, t), p, label in zip(flat, best_p.tolist(), best.tolist()):
                 if label > 0:
                     k = batch[row][0]
-                    results[k].append(Relation(entities[k][h].id, entities[k][t].id, self.schema.labels[label - 1], p))
+                    head, tail = entities[k][h], entities[k][t]
+                    # Right only if both entities are: the label's probability times theirs.
+                    results[k].append(Relation(head.id, tail.id, self.schema.labels[label - 1], p * head.score * tail.score))
         return [self._finish(rels, ents) for rels, ents in zip(results, entities)]
 
     def _finish(self, relations: list[Relation], entities: list[Entity]) -> list[Relation]:

@@ -1,22 +1,40 @@
-"""Fit a run's temperatures on annotated data (the dev split).
+"""Fit a run's calibration on annotated data (the dev split); see inference/calibration.py.
 
-The NER model's word logits are set against the gold word tags, the relation classifier's pair
-logits against the gold relations of gold-entity pairs, and one temperature is fitted to each.
+Temperatures: the NER model's word logits against the gold word tags, the relation
+classifier's pair logits against the gold relations of gold-entity pairs. Isotonic maps: the
+raw scores of what the extractor then returns, end to end, against exact-match correctness.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from inference.calibration import fit_temperature
+from inference.calibration import fit_isotonic, fit_temperature
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.schema import Document
 from inference.windows import tokenize
 
+from .evaluate import score_outcomes
 from .features import RelationCollator, relation_features
 
 
-def fit_calibration(extractor: NewsExtractor, documents: list[Document]) -> dict[str, float]:
+def fit_calibration(extractor: NewsExtractor, documents: list[Document]) -> dict[str, Any]:
+    """Temperatures, then isotonic score maps, fitted on `documents`; the result is also applied."""
+    result: dict[str, Any] = fit_temperatures(extractor, documents)
+    extractor.set_calibration(result)
+    articles = extractor.extract_many([d.text for d in documents])
+    symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
+    outcomes = score_outcomes(documents, articles, symmetric)
+    result["entity_isotonic"] = fit_isotonic(*outcomes["entities"])
+    if extractor.relation_tagger is not None:
+        result["relation_isotonic"] = fit_isotonic(*outcomes["relations"])
+    extractor.set_calibration(result)
+    return result
+
+
+def fit_temperatures(extractor: NewsExtractor, documents: list[Document]) -> dict[str, float]:
     """Temperatures for the extractor's models, fitted on `documents`."""
     tagger = extractor.tagger
     label2id = {v: k for k, v in tagger.id2label.items()}

@@ -67,6 +67,7 @@ def evaluate_documents(
             **calibration_errors(documents, articles, symmetric),
             "uncalibrated": raw,
             "temperatures": {k: v for k, v in fitted.items() if k.endswith("temperature")},
+            "isotonic": sorted(k for k in fitted if k.endswith("isotonic")),
         }
     return result
 
@@ -128,8 +129,8 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "support": tp + fn}
 
 
-def calibration_errors(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, Any]:
-    """ECE (15 bins) of entity and relation scores against exact-match correctness (Rel+ for relations)."""
+def score_outcomes(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, tuple[list[float], list[bool]]]:
+    """(scores, correct) of every extracted entity and relation; correct = exact match (Rel+)."""
     entity_scores, entity_ok, relation_scores, relation_ok = [], [], [], []
     for doc, art in zip(documents, articles):
         gold = {(e.start, e.end, e.label) for e in doc.entities}
@@ -143,11 +144,16 @@ def calibration_errors(documents: list[Document], articles: list[Article], symme
         index = {e.id: k for k, e in enumerate(art.entities)}
         for r in art.relations:
             relation_scores.append(r.score)
-            key = relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric)
-            relation_ok.append(key <= gold_relations)
-    out = {"entity_ece": expected_calibration_error(entity_scores, entity_ok), "entities": len(entity_scores)}
-    if relation_scores:
-        out.update(relation_ece=expected_calibration_error(relation_scores, relation_ok), relations=len(relation_scores))
+            relation_ok.append(relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric) <= gold_relations)
+    return {"entities": (entity_scores, entity_ok), "relations": (relation_scores, relation_ok)}
+
+
+def calibration_errors(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, Any]:
+    """ECE (15 bins) of entity and relation scores against exact-match correctness."""
+    outcomes = score_outcomes(documents, articles, symmetric)
+    out = {"entity_ece": expected_calibration_error(*outcomes["entities"]), "entities": len(outcomes["entities"][0])}
+    if outcomes["relations"][0]:
+        out.update(relation_ece=expected_calibration_error(*outcomes["relations"]), relations=len(outcomes["relations"][0]))
     return out
 
 
