@@ -148,3 +148,15 @@ def test_from_pretrained_refuses_what_is_not_a_run(tmp_path: Path, setup: str):
         (run / "extractor.json").write_text('{"schema_version": 99}')
     with pytest.raises(RunDirectoryError, match=str(run)):
         NewsExtractor.from_pretrained(run)
+
+
+def test_evaluate_with_a_label_map_scores_out_of_domain(tiny_run: Path, tmp_path: Path, capsys):
+    from training.cli import main
+
+    out = tmp_path / "ood.json"
+    assert main(["evaluate", "--model", str(tiny_run), "--label-map", "Peop=PER,Org=ORG", "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert set(metrics["ner"]["per_type"]) <= {"PER", "ORG"} and metrics["ner"]["micro"]["support"] == 4
+    assert "relations" not in metrics and metrics["label_map"] == {"Peop": "PER", "Org": "ORG"}
+    assert main(["evaluate", "--model", str(tiny_run), "--label-map", "Peop"]) == 2
+    assert "FROM=TO" in capsys.readouterr().err

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
     e.add_argument("--level", choices=["sentence", "article", "both"], default="both",
                    help="feed sentences, whole articles, or both (article level needs multi-sentence documents)")
+    e.add_argument("--label-map", metavar="FROM=TO,...",
+                   help="score on a corpus with other labels, e.g. Peop=PER,Org=ORG,Loc=LOC (unmapped labels are left out)")
     e.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
     e.add_argument("--batch-size", type=int, default=32)
 
@@ -92,7 +94,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
     data, data_format, documents = run_data(args, "test")
     multi = any(len(d.sentences) > 1 for d in documents)
     levels = {"sentence": ["sentence"], "article": ["article"], "both": ["sentence", "article"] if multi else ["sentence"]}[args.level]
-    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size)
+    label_map = None
+    if args.label_map:
+        pairs = [item.partition("=") for item in args.label_map.split(",")]
+        if any(not a or not sep or not b for a, sep, b in pairs):
+            raise ValueError(f"--label-map {args.label_map!r}: expected FROM=TO pairs separated by commas")
+        label_map = {a.strip(): b.strip() for a, _, b in pairs}
+    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size, label_map)
     for level, result in (metrics.get("levels") or {metrics["level"]: metrics}).items():
         print(format_report(result, f"{level} level, {data}"), end="\n\n")
     out = args.out or args.model / "metrics.json"

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +48,44 @@ def tag_sequences(extractor: NewsExtractor, documents: list[Document], predictio
 
 
 def evaluate_documents(
-    extractor: NewsExtractor, documents: list[Document], batch_size: int = 32, calibration: bool = False
+    extractor: NewsExtractor,
+    documents: list[Document],
+    batch_size: int = 32,
+    calibration: bool = False,
+    label_map: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Entity (and relation) scores of the extractor on documents, each fed as one raw text;
-    with `calibration`, also the calibration error of its scores, calibrated and raw."""
+    with `calibration`, also the calibration error of its scores, calibrated and raw.
+
+    `label_map` scores a model on a corpus with other labels (out of domain): predicted entity
+    labels are renamed by it and those it lacks dropped, gold entities of labels outside its
+    values dropped, relations left out.
+    """
     texts = [d.text for d in documents]
-    articles = extractor.extract_many(texts, batch_size=batch_size)
+    if label_map is not None:
+        keep = set(label_map.values())
+        documents = [replace(d, entities=[e for e in d.entities if e.label in keep], relations=[]) for d in documents]
+
+    def extract() -> list[Article]:
+        articles = extractor.extract_many(texts, batch_size=batch_size)
+        if label_map is None:
+            return articles
+        return [
+            Article(a.id, a.text, [replace(e, label=label_map[e.label]) for e in a.entities if e.label in label_map])
+            for a in articles
+        ]
+
+    articles = extract()
     gold, pred = tag_sequences(extractor, documents, [a.entities for a in articles])
     result = {"ner": entity_scores(gold, pred)}
-    symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
-    if extractor.relation_tagger is not None:
+    with_relations = extractor.relation_tagger is not None and label_map is None
+    symmetric = extractor.relation_tagger.schema.symmetric if with_relations else []
+    if with_relations:
         result["relations"] = evaluate_relations(extractor, documents, articles)
     if calibration:
-        fitted = extractor.settings.get("calibration") or {}
+        fitted = extractor.calibration
         extractor.set_calibration({})
-        raw = calibration_errors(documents, extractor.extract_many(texts, batch_size=batch_size), symmetric)
+        raw = calibration_errors(documents, extract(), symmetric)
         extractor.set_calibration(fitted)
         result["calibration"] = {
             **calibration_errors(documents, articles, symmetric),
@@ -244,14 +268,20 @@ def provenance() -> dict[str, str]:
 
 
 def evaluate_run(
-    model_dir: Path, data: Path, data_format: str, documents: list[Document], levels: list[str], batch_size: int = 32
+    model_dir: Path,
+    data: Path,
+    data_format: str,
+    documents: list[Document],
+    levels: list[str],
+    batch_size: int = 32,
+    label_map: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`."""
     extractor = NewsExtractor.from_pretrained(model_dir)
     results = {}
     for level in levels:
         docs = [s for d in documents for s in d.sentence_documents()] if level == "sentence" else documents
-        results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True)
+        results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True, label_map=label_map)
     first = levels[0]
     metrics = {
         **results[first],
@@ -261,6 +291,7 @@ def evaluate_run(
         "model": str(model_dir),
         "encoder": extractor.settings["encoder"],
         "training": extractor.settings.get("training"),
+        **({"label_map": label_map} if label_map else {}),
         **provenance(),
     }
     if len(levels) > 1:
