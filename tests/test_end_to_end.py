@@ -153,10 +153,18 @@ def test_from_pretrained_refuses_what_is_not_a_run(tmp_path: Path, setup: str):
 def test_evaluate_with_a_label_map_scores_out_of_domain(tiny_run: Path, tmp_path: Path, capsys):
     from training.cli import main
 
+    # A corpus labelled PER/ORG/MISC, as CoNLL-2003 is; the run knows Peop/Org/Loc.
+    data = tmp_path / "other.jsonl"
+    text = "John Smith works for Acme Corp in Boston with Windows ."
+    data.write_text(json.dumps({"id": "a", "text": text, "entities": [
+        {"start": 0, "end": 10, "label": "PER"}, {"start": 21, "end": 30, "label": "ORG"},
+        {"start": 45, "end": 52, "label": "MISC"}]}) + "\n", encoding="utf-8")
     out = tmp_path / "ood.json"
-    assert main(["evaluate", "--model", str(tiny_run), "--label-map", "Peop=PER,Org=ORG", "--out", str(out)]) == 0
+    args = ["evaluate", "--model", str(tiny_run), "--data", str(data), "--format", "jsonl"]
+    assert main([*args, "--label-map", "Peop=PER,Org=ORG", "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
-    assert set(metrics["ner"]["per_type"]) <= {"PER", "ORG"} and metrics["ner"]["micro"]["support"] == 4
+    assert set(metrics["ner"]["per_type"]) <= {"PER", "ORG"} and metrics["ner"]["micro"]["support"] == 2
+    assert metrics["ner"]["micro"]["f1"] > 0, "Peop and Org predictions count once renamed"
     assert "relations" not in metrics and metrics["label_map"] == {"Peop": "PER", "Org": "ORG"}
-    assert main(["evaluate", "--model", str(tiny_run), "--label-map", "Peop"]) == 2
+    assert main([*args, "--label-map", "Peop"]) == 2
     assert "FROM=TO" in capsys.readouterr().err
