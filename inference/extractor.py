@@ -60,7 +60,7 @@ class NewsExtractor:
     def from_pretrained(cls, run_dir: str | Path, device: str | None = None, calibrated: bool = True) -> NewsExtractor:
         """Load a run directory; a clear `RunDirectoryError` if it is not one.
 
-        `calibrated=False` gives the raw softmax scores, for comparison with the calibrated ones.
+        `calibrated=False` gives the raw scores (inference.calibration), for comparison.
         """
         run_dir = Path(run_dir)
         settings = read_settings(run_dir)
@@ -117,7 +117,7 @@ class NewsExtractor:
         articles = [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
         entity_map, relation_map = self.calibration.get("entity_isotonic"), self.calibration.get("relation_isotonic")
         for article in articles:
-            # Relations first: their raw scores were computed from the raw entity scores.
+            # Each kind through its own map; a relation's raw score already holds its entities' raw scores.
             for r in article.relations if relation_map else []:
                 r.score = apply_isotonic(r.score, relation_map)
             for e in article.entities if entity_map else []:

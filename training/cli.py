@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
     e.add_argument("--batch-size", type=int, default=32)
 
-    c = commands.add_parser("calibrate", help="fit a run's score temperatures (default: on its dev split)")
+    c = commands.add_parser("calibrate", help="fit a run's score calibration (default: on its dev split)")
     c.add_argument("--model", required=True, type=Path, help="run directory")
     c.add_argument("--data", type=Path, help="corpus file (default: the dev split the run was configured with)")
     c.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
