@@ -146,9 +146,11 @@ def relation_inputs(
 ) -> tuple[list[Segment], list[tuple[int, int, int]]]:
     """The segments of one text and its candidate pairs as (head, tail, segment index).
 
-    Training and inference both build their inputs here. A pair whose sentence(s) would exceed
-    `max_length` with all markers gets a segment of its own cut around it; pairs too far apart
-    in tokens for one segment are not candidates (see `candidate_pairs`).
+    Training and inference both build their inputs here. A segment is the sentence (or
+    sentences) of a pair; one too long for `max_length` with all its markers is covered by
+    half-overlapping windows instead, and its pair goes to the first window holding both
+    entities. So the number of encoder passes stays linear in the text's length, however few
+    sentence ends it has; a pair that no window holds is not a candidate.
     """
     sentences = split_sentences(text) or [(0, len(text))]
     starts = [s for s, _ in sentences]
@@ -161,17 +163,18 @@ def relation_inputs(
     budget = schema.max_length - 2
     segments: list[Segment] = []
     keys: dict[tuple[int, int], int] = {}
+    windows: dict[tuple[int, int], list[tuple[int, int]]] = {}
     pairs = []
     for i, j in candidate_pairs(entities, spans, sentence_of, schema):
         first, last = min(spans[i][0], spans[j][0]), max(spans[i][1], spans[j][1])
         a, b = sorted((sentence_of[i], sentence_of[j]))
         lo, hi = min(sentence_tokens[a][0], first), max(sentence_tokens[b][1], last)
         if _marked_length(lo, hi, span_starts) > budget:
-            # Too long with all its markers: a range of its own, centred on the pair.
-            margin = (budget - (last - first)) // 2
-            while margin > 0 and _marked_length(max(lo, first - margin), min(hi, last + margin), span_starts) > budget:
-                margin //= 2
-            lo, hi = max(lo, first - margin), min(hi, last + margin)
+            if (lo, hi) not in windows:
+                windows[(lo, hi)] = _cover(lo, hi, span_starts, budget)
+            lo, hi = next(((wl, wh) for wl, wh in windows[(lo, hi)] if wl <= first and last <= wh), (-1, -1))
+            if lo < 0:
+                continue
         if (lo, hi) not in keys:
             keys[(lo, hi)] = len(segments)
             segments.append(build_segment(tokens, lo, hi, spans, types, markers, special))
@@ -179,6 +182,22 @@ def relation_inputs(
         if i in segments[segment].marker_index and j in segments[segment].marker_index:
             pairs.append((i, j, segment))
     return segments, pairs
+
+
+def _cover(lo: int, hi: int, span_starts: list[int], budget: int) -> list[tuple[int, int]]:
+    """Half-overlapping token ranges over [lo, hi), each as long as fits `budget` with its markers."""
+    ranges = []
+    start = lo
+    while True:
+        # The longest range from `start` that fits (marked length grows with the end).
+        low, high = start + 1, hi
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if _marked_length(start, mid, span_starts) <= budget else (low, mid - 1)
+        ranges.append((start, low))
+        if low >= hi:
+            return ranges
+        start = max(start + 1, (start + low) // 2)
 
 
 def _marked_length(lo: int, hi: int, span_starts: list[int]) -> int:

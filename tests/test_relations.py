@@ -91,3 +91,19 @@ def test_label_schema_comes_from_the_data(tokenizer, fmt, path, labels):
         assert len(s.labels) == 14 and "physical" in s.labels  # the train split holds 14 of the 15 types
     # Every training relation is reachable (same sentence, allowed types) in these corpora.
     assert all((d.entities[r.head].label, d.entities[r.tail].label) in {tuple(p) for p in s.allowed} for d in docs for r in d.relations)
+
+
+def test_a_run_on_text_needs_few_segments(tokenizer):
+    """No sentence ends: windows cover the text, so encoder passes grow with its length, not with its pairs."""
+    import re
+
+    text = " ".join(["John Smith met Acme Corp in Boston and"] * 150)
+    types = {"John Smith": "Peop", "Acme Corp": "Org", "Boston": "Loc"}
+    ents = [(m.start(), m.end(), types[m.group()]) for m in re.finditer("John Smith|Acme Corp|Boston", text)]
+    s = schema(max_length=64)
+    toks = tokenize(tokenizer, [text])[0]
+    segments, pairs = relation_inputs(tokenizer, toks, text, ents, s, marker_ids(tokenizer, s))
+    assert len(segments) <= 4 * len(toks.input_ids) // 62 + 2
+    assert all(len(seg.input_ids) <= 64 for seg in segments)
+    got = [(h, t) for h, t, _ in pairs]
+    assert len(got) == len(set(got)) and (0, 1) in got and (1, 0) in got
