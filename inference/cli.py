@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("inputs", nargs="*", help="text files, or - for standard input (default)")
     p.add_argument("--jsonl", action="store_true", help="inputs are JSON lines {\"id\", \"text\"}; output one line per article")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--min-score", type=float, help="leave out entities and relations scoring under this (0..1)")
     args = parser.parse_args(argv)
     try:
         items = read_inputs(args.inputs, args.jsonl)
@@ -53,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RunDirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    articles = extractor.extract_many([t for _, t in items], batch_size=args.batch_size, ids=[i for i, _ in items])
+    try:
+        articles = extractor.extract_many(
+            [t for _, t in items], batch_size=args.batch_size, ids=[i for i, _ in items], min_score=args.min_score
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for article in articles:
         obj = article.to_dict()
         print(json.dumps(obj, ensure_ascii=False) if args.jsonl else json.dumps(obj, ensure_ascii=False, indent=2))

@@ -95,12 +95,18 @@ class NewsExtractor:
     def entity_labels(self) -> list[str]:
         return list(self.settings["entity_labels"])
 
-    def extract(self, text: str, id: str = "0") -> Article:
-        """Entities and relations of one text of any length."""
-        return self.extract_many([text], ids=[id])[0]
+    def extract(self, text: str, id: str = "0", min_score: float | None = None) -> Article:
+        """Entities and relations of one text of any length (those scoring under `min_score` left out)."""
+        return self.extract_many([text], ids=[id], min_score=min_score)[0]
 
-    def extract_many(self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None) -> list[Article]:
-        """Entities and relations of many texts; windows and relation candidates of all texts are batched together."""
+    def extract_many(
+        self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None, min_score: float | None = None
+    ) -> list[Article]:
+        """Entities and relations of many texts; windows and relation candidates of all texts are
+        batched together. With `min_score`, entities and relations scoring under it are left out,
+        and so are relations whose entities are."""
+        if min_score is not None and not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must lie in [0, 1], got {min_score}")
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a str")
@@ -122,6 +128,12 @@ class NewsExtractor:
                 r.score = apply_isotonic(r.score, relation_map)
             for e in article.entities if entity_map else []:
                 e.score = apply_isotonic(e.score, entity_map)
+            if min_score is not None:
+                article.entities = [e for e in article.entities if e.score >= min_score]
+                kept = {e.id for e in article.entities}
+                article.relations = [
+                    r for r in article.relations if r.score >= min_score and r.head in kept and r.tail in kept
+                ]
         return articles
 
 

@@ -65,3 +65,18 @@ def test_calibrate_command_refits_in_place(tiny_run: Path, capsys):
     assert "calibration fitted" in capsys.readouterr().out
     assert after["calibration"]["ner_temperature"] == pytest.approx(before["calibration"]["ner_temperature"], rel=1e-3)
     assert {k: v for k, v in after.items() if k != "calibration"} == {k: v for k, v in before.items() if k != "calibration"}
+
+
+def test_min_score_leaves_out_low_scores_and_their_relations(tiny_run: Path):
+    extractor = NewsExtractor.from_pretrained(tiny_run)
+    text = "John Smith works for Acme Corp in Boston . Maria Lopez lives in Paris ."
+    full = extractor.extract(text)
+    scores = sorted({e.score for e in full.entities} | {r.score for r in full.relations})
+    cut = scores[len(scores) // 2]
+    kept = extractor.extract(text, min_score=cut)
+    assert [e.id for e in kept.entities] == [e.id for e in full.entities if e.score >= cut]
+    ids = {e.id for e in kept.entities}
+    assert all(r.score >= cut and {r.head, r.tail} <= ids for r in kept.relations)
+    assert extractor.extract(text, min_score=0.0).to_dict() == full.to_dict()
+    with pytest.raises(ValueError, match="min_score"):
+        extractor.extract(text, min_score=1.5)
