@@ -122,7 +122,10 @@ def test_evaluate_cli_writes_metrics_json(tiny_run: Path, tmp_path: Path, capsys
     assert set(metrics["ner"]["per_type"]) <= {"Loc", "Org", "Peop"}
     rel = metrics["relations"]
     assert rel["strict"]["micro"]["support"] == 2 and rel["gold_entities"]["strict"]["micro"]["support"] == 2
-    assert [row["threshold"] for row in rel["thresholds"]] == [k / 10 for k in range(1, 10)]
+    for table in (rel["thresholds"], metrics["ner"]["thresholds"]):
+        assert [row["threshold"] for row in table] == [k / 10 for k in range(1, 10)]
+        kept = [row["kept"] for row in table]
+        assert kept == sorted(kept, reverse=True) and all(0.0 <= row["precision"] <= 1.0 for row in table)
     cal = metrics["calibration"]
     for key in ("entity_ece", "relation_ece"):
         assert 0.0 <= cal[key] <= 1.0 and 0.0 <= cal["uncalibrated"][key] <= 1.0

@@ -80,8 +80,14 @@ def evaluate_documents(
     result = {"ner": entity_scores(gold, pred)}
     with_relations = extractor.relation_tagger is not None and label_map is None
     symmetric = extractor.relation_tagger.schema.symmetric if with_relations else []
+    outcomes = score_outcomes(documents, articles, symmetric)
+    # Exact-match precision/recall by score threshold: what a user gets from min_score.
+    gold_entities_total = sum(len({(e.start, e.end, e.label) for e in d.entities}) for d in documents)
+    result["ner"]["thresholds"] = risk_coverage(*outcomes["entities"], gold_entities_total)
     if with_relations:
         result["relations"] = evaluate_relations(extractor, documents, articles)
+        gold_relations_total = result["relations"]["strict"]["micro"]["support"]
+        result["relations"]["thresholds"] = risk_coverage(*outcomes["relations"], gold_relations_total)
     if calibration:
         fitted = extractor.calibration
         extractor.set_calibration({})
@@ -181,15 +187,15 @@ def calibration_errors(documents: list[Document], articles: list[Article], symme
     return out
 
 
-def relation_thresholds(documents: list[Document], entities: list[list[Entity]], relations: list[list[Relation]], symmetric: list[str]) -> list[dict[str, float]]:
-    """Strict micro precision/recall/F1 and the share of predictions kept at score thresholds 0.1 .. 0.9."""
-    total = sum(len(r) for r in relations) or 1
+def risk_coverage(scores: list[float], correct: list[bool], gold_total: int) -> list[dict[str, float]]:
+    """Precision, recall, F1 and the share of predictions kept at score thresholds 0.1 .. 0.9."""
     rows = []
     for k in range(1, 10):
-        th = k / 10
-        micro = relation_scores(documents, entities, relations, symmetric, th)["strict"]["micro"]
-        kept = sum(1 for rels in relations for r in rels if r.score >= th) / total
-        rows.append({"threshold": th, **{m: micro[m] for m in ("precision", "recall", "f1")}, "kept": kept})
+        kept = [ok for score, ok in zip(scores, correct) if score >= k / 10]
+        p = sum(kept) / len(kept) if kept else 0.0
+        r = sum(kept) / gold_total if gold_total else 0.0
+        share = len(kept) / len(scores) if scores else 0.0
+        rows.append({"threshold": k / 10, "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "kept": share})
     return rows
 
 
@@ -200,7 +206,6 @@ def evaluate_relations(extractor: NewsExtractor, documents: list[Document], arti
     return {
         **relation_scores(documents, ents, rels, symmetric),
         "gold_entities": relation_scores(documents, *gold_entities(extractor.relation_tagger, documents), symmetric),
-        "thresholds": relation_thresholds(documents, ents, rels, symmetric),
     }
 
 
@@ -213,18 +218,23 @@ def format_table(scores: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+def format_thresholds(rows: list[dict[str, float]], what: str) -> str:
+    """The risk-coverage table: exact-match precision, recall and share kept by score threshold."""
+    lines = [f"{what} by score threshold", f"{'threshold':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'kept':>10}"]
+    for r in rows:
+        lines.append(f"{r['threshold']:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['kept']:>10.2f}")
+    return "\n".join(lines)
+
+
 def format_report(result: dict[str, Any], where: str) -> str:
     """All tables of one evaluation level: entities, relations (end to end and gold entities), thresholds."""
-    parts = [format_table(result["ner"], f"entities, {where}")]
+    parts = [format_table(result["ner"], f"entities, {where}"), format_thresholds(result["ner"]["thresholds"], "entities")]
     rel = result.get("relations")
     if rel:
         parts.append(format_table(rel["strict"], f"relations strict (Rel+), end to end, {where}"))
         parts.append(format_table(rel["boundaries"], f"relations boundaries (Rel), end to end, {where}"))
         parts.append(format_table(rel["gold_entities"]["strict"], f"relations strict from gold entities, {where}"))
-        lines = ["relations strict, end to end, by score threshold", f"{'threshold':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'kept':>10}"]
-        for r in rel["thresholds"]:
-            lines.append(f"{r['threshold']:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['kept']:>10.2f}")
-        parts.append("\n".join(lines))
+        parts.append(format_thresholds(rel["thresholds"], "relations (strict, end to end)"))
     cal = result.get("calibration")
     if cal:
         line = f"calibration (ECE, 15 bins): entities {cal['entity_ece']:.4f} (raw {cal['uncalibrated']['entity_ece']:.4f})"
