@@ -11,6 +11,8 @@ entity scores (a relation is right only if both entities are).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -34,20 +36,19 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.detach().exp())
 
 
+def calibration_bins(scores: list[float], correct: list[bool], bins: int = 15) -> list[tuple[float, float, int]]:
+    """(mean score, share correct, count) of each non-empty equal-width score bin, lowest first."""
+    members: list[list[int]] = [[] for _ in range(bins)]
+    for k, s in enumerate(scores):
+        members[min(bins - 1, max(0, math.ceil(s * bins) - 1))].append(k)
+    return [
+        (sum(scores[k] for k in m) / len(m), sum(correct[k] for k in m) / len(m), len(m)) for m in members if m
+    ]
+
+
 def expected_calibration_error(scores: list[float], correct: list[bool], bins: int = 15) -> float:
     """ECE over `bins` equal-width score bins: sum over bins of |accuracy - mean score| x share."""
-    if not scores:
-        return 0.0
-    total = len(scores)
-    error = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        members = [k for k, s in enumerate(scores) if lo < s <= hi or (b == 0 and s == 0.0)]
-        if members:
-            accuracy = sum(correct[k] for k in members) / len(members)
-            confidence = sum(scores[k] for k in members) / len(members)
-            error += abs(accuracy - confidence) * len(members) / total
-    return error
+    return sum(abs(acc - conf) * n for conf, acc, n in calibration_bins(scores, correct, bins)) / max(1, len(scores))
 
 
 def fit_isotonic(scores: list[float], correct: list[bool]) -> tuple[list[float], list[float]]:

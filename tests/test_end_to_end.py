@@ -112,7 +112,9 @@ def test_evaluate_cli_writes_metrics_json(tiny_run: Path, tmp_path: Path, capsys
     from training.cli import main
 
     out = tmp_path / "metrics.json"
-    assert main(["evaluate", "--model", str(tiny_run), "--out", str(out)]) == 0
+    assert main(["evaluate", "--model", str(tiny_run), "--out", str(out), "--plots", str(tmp_path / "plots")]) == 0
+    png = (tmp_path / "plots" / "reliability_sentence.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert "micro" in capsys.readouterr().out
     metrics = json.loads(out.read_text())
     for key in ("data", "model", "encoder", "commit", "machine", "date", "level"):

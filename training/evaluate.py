@@ -53,9 +53,11 @@ def evaluate_documents(
     batch_size: int = 32,
     calibration: bool = False,
     label_map: dict[str, str] | None = None,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
     """Entity (and relation) scores of the extractor on documents, each fed as one raw text;
-    with `calibration`, also the calibration error of its scores, calibrated and raw.
+    with `calibration`, also the calibration error of its scores, calibrated and raw, and with
+    `plot` their reliability diagram as a PNG.
 
     `label_map` scores a model on a corpus with other labels (out of domain): predicted entity
     labels are renamed by it and those it lacks dropped, gold entities of labels outside its
@@ -91,14 +93,19 @@ def evaluate_documents(
     if calibration:
         fitted = extractor.calibration
         extractor.set_calibration({})
-        raw = calibration_errors(documents, extract(), symmetric)
+        raw = score_outcomes(documents, extract(), symmetric)
         extractor.set_calibration(fitted)
         result["calibration"] = {
-            **calibration_errors(documents, articles, symmetric),
-            "uncalibrated": raw,
+            **calibration_errors(outcomes),
+            "uncalibrated": calibration_errors(raw),
             "temperatures": {k: v for k, v in fitted.items() if k.endswith("temperature")},
             "isotonic": sorted(k for k in fitted if k.endswith("isotonic")),
         }
+        if plot is not None:
+            from .plots import reliability_diagram  # matplotlib only when a plot is asked for
+
+            curves = {f"{kind}, {name}": o[kind] for name, o in (("raw", raw), ("calibrated", outcomes)) for kind in o if o[kind][0]}
+            reliability_diagram(curves, plot, f"reliability, {len(documents)} documents")
     return result
 
 
@@ -178,9 +185,8 @@ def score_outcomes(documents: list[Document], articles: list[Article], symmetric
     return {"entities": (entity_scores, entity_ok), "relations": (relation_scores, relation_ok)}
 
 
-def calibration_errors(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, Any]:
-    """ECE (15 bins) of entity and relation scores against exact-match correctness."""
-    outcomes = score_outcomes(documents, articles, symmetric)
+def calibration_errors(outcomes: dict[str, tuple[list[float], list[bool]]]) -> dict[str, Any]:
+    """ECE (15 bins) of entity and relation scores, from `score_outcomes`."""
     out = {"entity_ece": expected_calibration_error(*outcomes["entities"]), "entities": len(outcomes["entities"][0])}
     if outcomes["relations"][0]:
         out.update(relation_ece=expected_calibration_error(*outcomes["relations"]), relations=len(outcomes["relations"][0]))
@@ -285,13 +291,16 @@ def evaluate_run(
     levels: list[str],
     batch_size: int = 32,
     label_map: dict[str, str] | None = None,
+    plots: Path | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`."""
+    """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`;
+    with `plots`, a reliability diagram per level in that folder."""
     extractor = NewsExtractor.from_pretrained(model_dir)
     results = {}
     for level in levels:
         docs = [s for d in documents for s in d.sentence_documents()] if level == "sentence" else documents
-        results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True, label_map=label_map)
+        plot = plots / f"reliability_{level}.png" if plots else None
+        results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True, label_map=label_map, plot=plot)
     first = levels[0]
     metrics = {
         **results[first],
