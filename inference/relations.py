@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerFast
 from transformers.modeling_outputs import TokenClassifierOutput
 
-from .schema import Entity, Relation
+from .schema import Entity, Relation, label_spans
 from .sentences import split_sentences
 from .windows import TokenizedText
 
@@ -281,7 +281,7 @@ class RelationTagger:
         """Relations of each text among its entities: the best label of each candidate pair, if not none."""
         segments: list[tuple[int, Segment, list[tuple[int, int]]]] = []  # (text, segment, its pairs)
         for k, (text, toks, ents) in enumerate(zip(texts, tokenized, entities)):
-            segs, pairs = relation_inputs(self.tokenizer, toks, text, [(e.start, e.end, e.label) for e in ents], self.schema, self.markers)
+            segs, pairs = relation_inputs(self.tokenizer, toks, text, label_spans(ents), self.schema, self.markers)
             by_segment: dict[int, list[tuple[int, int]]] = {}
             for h, t, s in pairs:
                 by_segment.setdefault(s, []).append((h, t))

@@ -98,6 +98,11 @@ class Relation:
     score: float
 
 
+def label_spans(mentions: list[Span] | list[Entity]) -> list[tuple[int, int, str]]:
+    """(start, end, label) of gold or predicted entity mentions: the form spans are compared in."""
+    return [(m.start, m.end, m.label) for m in mentions]
+
+
 @dataclass
 class Article:
     """What `NewsExtractor.extract` returns for one text."""

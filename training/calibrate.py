@@ -13,7 +13,7 @@ import torch
 from inference.calibration import fit_isotonic, fit_temperature
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
-from inference.schema import Document
+from inference.schema import Document, label_spans
 from inference.windows import tokenize
 
 from .evaluate import score_outcomes
@@ -41,7 +41,7 @@ def fit_temperatures(extractor: NewsExtractor, documents: list[Document]) -> dic
     tokenized = tokenize(tagger.tokenizer, [d.text for d in documents])
     logits, labels = [], []
     for doc, toks, word_logits in zip(documents, tokenized, tagger.word_logits(tokenized)):
-        tags = word_tags(toks.words, [(e.start, e.end, e.label) for e in doc.entities])
+        tags = word_tags(toks.words, label_spans(doc.entities))
         logits.append(word_logits)
         labels.extend(label2id[t] for t in tags)
     result = {"ner_temperature": fit_temperature(torch.cat(logits), torch.tensor(labels))}

@@ -1,8 +1,9 @@
-"""Entity evaluation: seqeval (strict IOB2) on the corpus' own tokens, through the inference path.
+"""Evaluation through the inference path: entities, relations, calibration.
 
 Predictions come from `NewsExtractor.extract_many` on raw text, sentence by sentence or on whole
-articles; gold and predicted character spans are turned into IOB2 tags of the corpus tokens
-and scored with seqeval, micro-averaged over mentions.
+articles. Entities: gold and predicted character spans become IOB2 tags of the corpus tokens,
+scored with seqeval (strict), micro-averaged over mentions. Relations: Rel+ and Rel, end to end
+and from gold entities. Calibration: ECE and risk-coverage of the scores against exact matches.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from inference.calibration import expected_calibration_error
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.relations import RelationTagger
-from inference.schema import Article, Document, Entity, Relation
+from inference.schema import Article, Document, Entity, Relation, label_spans
 from inference.windows import tokenize
 
 
@@ -42,8 +43,8 @@ def tag_sequences(extractor: NewsExtractor, documents: list[Document], predictio
     gold, pred = [], []
     for doc, ents in zip(documents, predictions):
         words = doc.tokens or fallback.pop(0).words
-        gold.append(word_tags(words, [(e.start, e.end, e.label) for e in doc.entities]))
-        pred.append(word_tags(words, [(e.start, e.end, e.label) for e in ents]))
+        gold.append(word_tags(words, label_spans(doc.entities)))
+        pred.append(word_tags(words, label_spans(ents)))
     return gold, pred
 
 
@@ -84,7 +85,7 @@ def evaluate_documents(
     symmetric = extractor.relation_tagger.schema.symmetric if with_relations else []
     outcomes = score_outcomes(documents, articles, symmetric)
     # Exact-match precision/recall by score threshold: what a user gets from min_score.
-    gold_entities_total = sum(len({(e.start, e.end, e.label) for e in d.entities}) for d in documents)
+    gold_entities_total = sum(len(set(label_spans(d.entities))) for d in documents)
     result["ner"]["thresholds"] = risk_coverage(*outcomes["entities"], gold_entities_total)
     if with_relations:
         result["relations"] = evaluate_relations(extractor, documents, articles)
@@ -133,25 +134,28 @@ def relation_keys(
     return keys
 
 
+def gold_relation_keys(doc: Document, symmetric: list[str], strict: bool = True) -> set:
+    """`relation_keys` of a document's gold relations."""
+    return relation_keys(label_spans(doc.entities), [(r.head, r.tail, r.label) for r in doc.relations], symmetric, strict)
+
+
+def predicted_relation_keys(entities: list[Entity], relations: list[Relation], symmetric: list[str], strict: bool = True) -> set:
+    """`relation_keys` of predicted relations, whose heads and tails are entity ids."""
+    index = {e.id: k for k, e in enumerate(entities)}
+    return relation_keys(label_spans(entities), [(index[r.head], index[r.tail], r.label) for r in relations], symmetric, strict)
+
+
 def relation_scores(
-    documents: list[Document],
-    entities: list[list[Entity]],
-    relations: list[list[Relation]],
-    symmetric: list[str],
-    threshold: float = 0.0,
+    documents: list[Document], entities: list[list[Entity]], relations: list[list[Relation]], symmetric: list[str]
 ) -> dict[str, Any]:
     """Strict (Rel+: spans, entity types and label exact) and boundaries (Rel: spans and label)
-    micro and per-type precision/recall/F1 of predicted relations with score >= threshold."""
+    micro and per-type precision/recall/F1 of predicted relations."""
     out = {}
     for mode in ("strict", "boundaries"):
         counts: dict[str, list[int]] = {}  # label -> [tp, fp, fn]
         for doc, ents, rels in zip(documents, entities, relations):
-            gold = relation_keys([(e.start, e.end, e.label) for e in doc.entities],
-                                  [(r.head, r.tail, r.label) for r in doc.relations], symmetric, mode == "strict")
-            index = {e.id: k for k, e in enumerate(ents)}
-            pred = relation_keys([(e.start, e.end, e.label) for e in ents],
-                                  [(index[r.head], index[r.tail], r.label) for r in rels if r.score >= threshold],
-                                  symmetric, mode == "strict")
+            gold = gold_relation_keys(doc, symmetric, mode == "strict")
+            pred = predicted_relation_keys(ents, rels, symmetric, mode == "strict")
             for key in gold | pred:
                 c = counts.setdefault(key[2], [0, 0, 0])
                 c[0 if key in gold and key in pred else 1 if key in pred else 2] += 1
@@ -170,15 +174,12 @@ def score_outcomes(documents: list[Document], articles: list[Article], symmetric
     """(scores, correct) of every extracted entity and relation; correct = exact match (Rel+)."""
     entity_scores, entity_ok, relation_scores, relation_ok = [], [], [], []
     for doc, art in zip(documents, articles):
-        gold = {(e.start, e.end, e.label) for e in doc.entities}
-        for e in art.entities:
+        gold = set(label_spans(doc.entities))
+        for e, span in zip(art.entities, label_spans(art.entities)):
             entity_scores.append(e.score)
-            entity_ok.append((e.start, e.end, e.label) in gold)
-        gold_relations = relation_keys(
-            [(e.start, e.end, e.label) for e in doc.entities], [(r.head, r.tail, r.label) for r in doc.relations], symmetric
-        )
-        spans = [(e.start, e.end, e.label) for e in art.entities]
-        index = {e.id: k for k, e in enumerate(art.entities)}
+            entity_ok.append(span in gold)
+        gold_relations = gold_relation_keys(doc, symmetric)
+        spans, index = label_spans(art.entities), {e.id: k for k, e in enumerate(art.entities)}
         for r in art.relations:
             relation_scores.append(r.score)
             relation_ok.append(relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric) <= gold_relations)

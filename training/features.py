@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from inference.ner import word_tags
 from inference.relations import RelationSchema, Segment, collate_segments, marker_ids, relation_inputs
-from inference.schema import Document
+from inference.schema import Document, label_spans
 from inference.windows import WindowSpec, make_windows, tokenize, window_inputs
 
 IGNORE = -100  # label of tokens the loss skips (special tokens, non-first subwords)
@@ -34,7 +34,7 @@ def ner_features(
     """
     features = []
     for doc, toks in zip(documents, tokenize(tokenizer, [d.text for d in documents])):
-        tags = word_tags(toks.words, [(e.start, e.end, e.label) for e in doc.entities])
+        tags = word_tags(toks.words, label_spans(doc.entities))
         unknown = {t.split("-", 1)[1] for t in tags if t not in label2id}
         if unknown:
             raise ValueError(f"document {doc.id!r}: entity types {sorted(unknown)} are not in the label set")
@@ -72,7 +72,7 @@ def relation_features(
             gold[(r.head, r.tail)] = r.label
             if r.label in schema.symmetric:
                 gold.setdefault((r.tail, r.head), r.label)
-        spans = [(e.start, e.end, e.label) for e in doc.entities]
+        spans = label_spans(doc.entities)
         segments, pairs = relation_inputs(tokenizer, toks, doc.text, spans, schema, markers)
         reached = {(h, t) for h, t, _ in pairs}
         unreachable += sum(1 for r in doc.relations if (r.head, r.tail) not in reached)
