@@ -57,8 +57,9 @@ def evaluate_documents(
     plot: Path | None = None,
 ) -> dict[str, Any]:
     """Entity (and relation) scores of the extractor on documents, each fed as one raw text;
-    with `calibration`, also the calibration error of its scores, calibrated and raw, and with
-    `plot` their reliability diagram as a PNG.
+    with `calibration`, also what its scores are worth: risk-coverage tables and the calibration
+    error, calibrated and raw, and with `plot` their reliability diagram as a PNG. (Dev scoring
+    during training needs only the F1.)
 
     `label_map` scores a model on a corpus with other labels (out of domain): predicted entity
     labels are renamed by it and those it lacks dropped, gold entities of labels outside its
@@ -83,15 +84,16 @@ def evaluate_documents(
     result = {"ner": entity_scores(gold, pred)}
     with_relations = extractor.relation_tagger is not None and label_map is None
     symmetric = extractor.relation_tagger.schema.symmetric if with_relations else []
-    outcomes = score_outcomes(documents, articles, symmetric)
-    # Exact-match precision/recall by score threshold: what a user gets from min_score.
-    gold_entities_total = sum(len(set(label_spans(d.entities))) for d in documents)
-    result["ner"]["thresholds"] = risk_coverage(*outcomes["entities"], gold_entities_total)
     if with_relations:
         result["relations"] = evaluate_relations(extractor, documents, articles)
-        gold_relations_total = result["relations"]["strict"]["micro"]["support"]
-        result["relations"]["thresholds"] = risk_coverage(*outcomes["relations"], gold_relations_total)
     if calibration:
+        outcomes = score_outcomes(documents, articles, symmetric)
+        # Exact-match precision/recall by score threshold: what a user gets from min_score.
+        gold_entities_total = sum(len(set(label_spans(d.entities))) for d in documents)
+        result["ner"]["thresholds"] = risk_coverage(*outcomes["entities"], gold_entities_total)
+        if with_relations:
+            gold_relations_total = result["relations"]["strict"]["micro"]["support"]
+            result["relations"]["thresholds"] = risk_coverage(*outcomes["relations"], gold_relations_total)
         fitted = extractor.calibration
         extractor.set_calibration({})
         raw = score_outcomes(documents, extract(), symmetric)
@@ -234,7 +236,8 @@ def format_thresholds(rows: list[dict[str, float]], what: str) -> str:
 
 
 def format_report(result: dict[str, Any], where: str) -> str:
-    """All tables of one evaluation level: entities, relations (end to end and gold entities), thresholds."""
+    """All tables of one level of `evaluate_run`: entities, relations (end to end and gold entities),
+    thresholds, calibration."""
     parts = [format_table(result["ner"], f"entities, {where}"), format_thresholds(result["ner"]["thresholds"], "entities")]
     rel = result.get("relations")
     if rel:
