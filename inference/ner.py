@@ -14,7 +14,16 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from .schema import Entity
-from .windows import TokenizedText, Window, WindowSpec, make_windows, tokenize, window_inputs, window_owners
+from .windows import (
+    TokenizedText,
+    Window,
+    WindowSpec,
+    encoder_batch,
+    make_windows,
+    tokenize,
+    window_inputs,
+    window_owners,
+)
 
 
 def bio_labels(entity_types: list[str]) -> list[str]:
@@ -138,17 +147,8 @@ class NerTagger:
         for b in range(0, len(order), batch_size):
             batch = [windows[k] for k in order[b : b + batch_size]]
             inputs = [window_inputs(self.tokenizer, tokenized[w.text_index], w) for w in batch]
-            width = max(len(ids) for ids, _ in inputs)
-            input_ids = torch.full((len(inputs), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            shapes = torch.zeros((len(inputs), width), dtype=torch.long)
-            mask = torch.zeros((len(inputs), width), dtype=torch.long)
-            for r, (ids, shape_ids) in enumerate(inputs):
-                input_ids[r, : len(ids)] = torch.tensor(ids)
-                shapes[r, : len(ids)] = torch.tensor(shape_ids)
-                mask[r, : len(ids)] = 1
-            extra = {"token_type_ids": shapes.to(device)} if self.casing else {}
-            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra).logits
-            logits = logits.float().cpu()
+            encoded = encoder_batch(inputs, self.tokenizer.pad_token_id, self.casing, device)
+            logits = self.model(**encoded).logits.float().cpu()
             for r, k in enumerate(order[b : b + batch_size]):
                 w, (lo, hi) = windows[k], owners[k]
                 # +1: position 0 of the window is the leading special token.

@@ -24,7 +24,7 @@ from transformers.modeling_outputs import TokenClassifierOutput
 
 from .schema import Entity, Relation, label_spans
 from .sentences import split_sentences
-from .windows import TokenizedText
+from .windows import TokenizedText, encoder_batch
 
 HEAD_FILE = "head.safetensors"
 
@@ -241,23 +241,10 @@ def collate_segments(
 ) -> dict[str, torch.Tensor]:
     """Pad segments into one batch; `pairs` are (row in `segments`, head marker position, tail
     marker position). Training and inference share it."""
-    width = max(len(s.input_ids) for s in segments)
-    input_ids = torch.full((len(segments), width), pad_id, dtype=torch.long)
-    shapes = torch.zeros((len(segments), width), dtype=torch.long)
-    mask = torch.zeros((len(segments), width), dtype=torch.long)
-    for r, s in enumerate(segments):
-        input_ids[r, : len(s.input_ids)] = torch.tensor(s.input_ids)
-        shapes[r, : len(s.shapes)] = torch.tensor(s.shapes)
-        mask[r, : len(s.input_ids)] = 1
-    batch = {
-        "input_ids": input_ids.to(device),
-        "attention_mask": mask.to(device),
-        "pair_row": torch.tensor([r for r, _, _ in pairs], device=device),
-        "head_index": torch.tensor([h for _, h, _ in pairs], device=device),
-        "tail_index": torch.tensor([t for _, _, t in pairs], device=device),
-    }
-    if casing:
-        batch["token_type_ids"] = shapes.to(device)
+    batch = encoder_batch([(s.input_ids, s.shapes) for s in segments], pad_id, casing, device)
+    batch["pair_row"] = torch.tensor([r for r, _, _ in pairs], device=device)
+    batch["head_index"] = torch.tensor([h for _, h, _ in pairs], device=device)
+    batch["tail_index"] = torch.tensor([t for _, _, t in pairs], device=device)
     return batch
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from transformers import PreTrainedTokenizerFast
 
 from .casing import word_shape
@@ -146,3 +147,22 @@ def window_inputs(tokenizer: PreTrainedTokenizerFast, tokens: TokenizedText, win
     """The model input of a window, framed by the tokenizer's special tokens: (input ids, shape ids)."""
     ids = [tokenizer.cls_token_id, *tokens.input_ids[window.start : window.end], tokenizer.sep_token_id]
     return ids, [0, *tokens.shapes[window.start : window.end], 0]
+
+
+def encoder_batch(
+    inputs: list[tuple[list[int], list[int]]], pad_id: int, casing: bool, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Pad (input ids, shape ids) sequences into encoder inputs: input_ids, attention_mask and,
+    where `casing`, the shapes as token_type_ids. Entities and relations both batch through it."""
+    width = max(len(ids) for ids, _ in inputs)
+    input_ids = torch.full((len(inputs), width), pad_id, dtype=torch.long)
+    shapes = torch.zeros((len(inputs), width), dtype=torch.long)
+    mask = torch.zeros((len(inputs), width), dtype=torch.long)
+    for r, (ids, shape_ids) in enumerate(inputs):
+        input_ids[r, : len(ids)] = torch.tensor(ids)
+        shapes[r, : len(shape_ids)] = torch.tensor(shape_ids)
+        mask[r, : len(ids)] = 1
+    batch = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+    if casing:
+        batch["token_type_ids"] = shapes.to(device)
+    return batch
