@@ -200,6 +200,14 @@ def _cover(lo: int, hi: int, span_starts: list[int], budget: int) -> list[tuple[
         start = max(start + 1, (start + low) // 2)
 
 
+def pairs_by_segment(pairs: list[tuple[int, int, int]]) -> dict[int, list[tuple[int, int]]]:
+    """Segment index -> its (head, tail) pairs, from `relation_inputs`' (head, tail, segment)."""
+    grouped: dict[int, list[tuple[int, int]]] = {}
+    for h, t, s in pairs:
+        grouped.setdefault(s, []).append((h, t))
+    return grouped
+
+
 def _marked_length(lo: int, hi: int, span_starts: list[int]) -> int:
     """Tokens of [lo, hi) plus two markers per entity starting inside (an upper bound)."""
     return hi - lo + 2 * (bisect.bisect_left(span_starts, hi) - bisect.bisect_left(span_starts, lo))
@@ -269,10 +277,7 @@ class RelationTagger:
         segments: list[tuple[int, Segment, list[tuple[int, int]]]] = []  # (text, segment, its pairs)
         for k, (text, toks, ents) in enumerate(zip(texts, tokenized, entities)):
             segs, pairs = relation_inputs(self.tokenizer, toks, text, label_spans(ents), self.schema, self.markers)
-            by_segment: dict[int, list[tuple[int, int]]] = {}
-            for h, t, s in pairs:
-                by_segment.setdefault(s, []).append((h, t))
-            segments.extend((k, segs[s], ps) for s, ps in by_segment.items())
+            segments.extend((k, segs[s], ps) for s, ps in pairs_by_segment(pairs).items())
         results: list[list[Relation]] = [[] for _ in texts]
         order = sorted(range(len(segments)), key=lambda n: len(segments[n][1].input_ids))
         device = next(self.model.parameters()).device

@@ -14,7 +14,14 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from inference.ner import word_tags
-from inference.relations import RelationSchema, Segment, collate_segments, marker_ids, relation_inputs
+from inference.relations import (
+    RelationSchema,
+    Segment,
+    collate_segments,
+    marker_ids,
+    pairs_by_segment,
+    relation_inputs,
+)
 from inference.schema import Document, label_spans
 from inference.windows import WindowSpec, make_windows, tokenize, window_inputs
 
@@ -81,18 +88,17 @@ def relation_features(
         if negative_ratio is not None:
             keep = min(len(negatives), math.ceil(negative_ratio * max(1, len(positives))))
             negatives = rng.sample(negatives, keep)
-        for k, segment in enumerate(segments):
-            mine = [(h, t) for h, t, s in positives + negatives if s == k]
-            if mine:
-                features.append(
-                    {
-                        "input_ids": segment.input_ids,
-                        "shapes": segment.shapes,
-                        "heads": [segment.marker_index[h] for h, _ in mine],
-                        "tails": [segment.marker_index[t] for _, t in mine],
-                        "labels": [label_id.get(gold.get(p), 0) for p in mine],
-                    }
-                )
+        for k, mine in sorted(pairs_by_segment(positives + negatives).items()):
+            segment = segments[k]
+            features.append(
+                {
+                    "input_ids": segment.input_ids,
+                    "shapes": segment.shapes,
+                    "heads": [segment.marker_index[h] for h, _ in mine],
+                    "tails": [segment.marker_index[t] for _, t in mine],
+                    "labels": [label_id.get(gold.get(p), 0) for p in mine],
+                }
+            )
     return features, unreachable
 
 
