@@ -98,6 +98,11 @@ class Relation:
     score: float
 
 
+def sentence_documents(documents: list[Document]) -> list[Document]:
+    """Every sentence of every document as a document of its own (see Document.sentence_documents)."""
+    return [s for d in documents for s in d.sentence_documents()]
+
+
 def label_spans(mentions: list[Span] | list[Entity]) -> list[tuple[int, int, str]]:
     """(start, end, label) of gold or predicted entity mentions: the form spans are compared in."""
     return [(m.start, m.end, m.label) for m in mentions]

@@ -75,12 +75,13 @@ def run_data(args: argparse.Namespace, split: str) -> tuple[Path, str, list]:
 
 def calibrate_command(args: argparse.Namespace) -> int:
     from inference.extractor import SETTINGS_FILE, NewsExtractor
+    from inference.schema import sentence_documents
 
     from .calibrate import fit_calibration
 
     data, _, documents = run_data(args, "dev")
     extractor = NewsExtractor.from_pretrained(args.model, calibrated=False)
-    fitted = {**fit_calibration(extractor, [s for d in documents for s in d.sentence_documents()]), "fitted_on": str(data)}
+    fitted = {**fit_calibration(extractor, sentence_documents(documents)), "fitted_on": str(data)}
     settings = {**extractor.settings, "calibration": fitted}
     staging = args.model / f".{SETTINGS_FILE}.partial"
     staging.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

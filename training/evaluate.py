@@ -24,7 +24,7 @@ from inference.calibration import expected_calibration_error
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.relations import RelationTagger
-from inference.schema import Article, Document, Entity, Relation, label_spans
+from inference.schema import Article, Document, Entity, Relation, label_spans, sentence_documents
 from inference.windows import tokenize
 
 
@@ -302,7 +302,7 @@ def evaluate_run(
     extractor = NewsExtractor.from_pretrained(model_dir)
     results = {}
     for level in levels:
-        docs = [s for d in documents for s in d.sentence_documents()] if level == "sentence" else documents
+        docs = sentence_documents(documents) if level == "sentence" else documents
         plot = plots / f"reliability_{level}.png" if plots else None
         results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True, label_map=label_map, plot=plot)
     first = levels[0]

@@ -17,7 +17,7 @@ from accelerate.utils import set_seed
 from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor
 from inference.ner import NerTagger
 from inference.relations import RelationTagger
-from inference.schema import Document
+from inference.schema import sentence_documents
 from inference.windows import WindowSpec
 
 from .config import Config
@@ -33,7 +33,7 @@ def train(config: Config) -> Path:
     set_seed(config.seed)
     check_data(config.data)
     articles = load_split(config.data, "train")
-    train_docs, dev_docs = sentences(articles), sentences(load_split(config.data, "dev"))
+    train_docs, dev_docs = sentence_documents(articles), sentence_documents(load_split(config.data, "dev"))
     entity_types = sorted({e.label for d in train_docs for e in d.entities})
     unseen = sorted({e.label for d in dev_docs for e in d.entities} - set(entity_types))
     if unseen:
@@ -63,10 +63,6 @@ def train(config: Config) -> Path:
         write_run(output, (ner_model, tokenizer), relations, settings)
     accelerator.wait_for_everyone()
     return output
-
-
-def sentences(documents: list[Document]) -> list[Document]:
-    return [s for d in documents for s in d.sentence_documents()]
 
 
 def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
