@@ -62,7 +62,7 @@ class NerConfig(OptimConfig):
 class RelationConfig(OptimConfig):
     """Relation classification over candidate entity pairs (inference/relations.py)."""
 
-    max_length: int = 128  # tokens per pair input
+    max_length: int = 128  # tokens per segment (a sentence with its entities marked)
     negative_ratio: float | None = None  # unrelated pairs kept per related pair in a document; null: all
     max_distance: int = 0  # also pair entities of different sentences up to this many characters apart
     type_constraints: bool = True  # only type pairs seen related in training become candidates
