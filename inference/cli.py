@@ -38,6 +38,16 @@ def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
     return items
 
 
+def min_score_arg(value: str) -> float | str:
+    """--min-score: a number or "run"."""
+    if value == "run":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number in [0, 1] or "run", got {value!r}') from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("inputs", nargs="*", help="text files, or - for standard input (default)")
     p.add_argument("--jsonl", action="store_true", help="inputs are JSON lines {\"id\", \"text\"}; output one line per article")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--min-score", type=float, help="leave out entities and relations scoring under this (0..1)")
+    p.add_argument("--min-score", type=min_score_arg, metavar="S|run",
+                   help='leave out entities and relations scoring under S (0..1), or under the per-type thresholds the run stores ("run")')
     args = parser.parse_args(argv)
     try:
         items = read_inputs(args.inputs, args.jsonl)
