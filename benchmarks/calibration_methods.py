@@ -4,6 +4,9 @@ holds on new data? (The comparison behind the choice in inference/calibration.py
 For each of entities and relations: raw (temperature-scaled) scores and exact-match outcomes on
 the dev and test splits; each method is fitted on dev and scored by ECE (15 bins) and Brier score
 on test, and by 5-fold cross-validation on dev (3 repeats), which is what a choice may rest on.
+The Brier score (mean squared error of the score against the outcome) is a proper scoring rule:
+it rewards calibration and sharpness alike, where ECE alone rewards coarse maps (a map with five
+distinct scores is easy to calibrate and says little).
 
     .venv/bin/python benchmarks/calibration_methods.py --model runs/conll04 [--level sentence] [--out FILE]
 """
@@ -87,9 +90,9 @@ def records(extractor: NewsExtractor, path: Path, data_format: str, level: str) 
     }
 
 
-def cross_validated_ece(method: Method, dev: list[Record], repeats: int = 3, folds: int = 5) -> float:
-    """Mean over repeats of the ECE of out-of-fold calibrated scores on dev."""
-    gen, eces = np.random.default_rng(0), []
+def cross_validated(method: Method, dev: list[Record], repeats: int = 3, folds: int = 5) -> tuple[float, float]:
+    """Mean over repeats of the ECE and the Brier score of out-of-fold calibrated scores on dev."""
+    gen, eces, briers = np.random.default_rng(0), [], []
     for _ in range(repeats):
         order = gen.permutation(len(dev))
         scores, right = [], []
@@ -99,18 +102,21 @@ def cross_validated_ece(method: Method, dev: list[Record], repeats: int = 3, fol
             scores += [fitted(dev[k]) for k in held]
             right += [dev[k][1] for k in held]
         eces.append(expected_calibration_error(scores, right))
-    return float(np.mean(eces))
+        briers.append(float(np.mean((np.array(scores) - np.array(right, float)) ** 2)))
+    return float(np.mean(eces)), float(np.mean(briers))
 
 
 def compare(dev: list[Record], test: list[Record]) -> dict[str, dict[str, float]]:
-    """Each method's dev cross-validated ECE, and test ECE and Brier score when fitted on all of dev."""
+    """Each method's dev cross-validated ECE and Brier score, and its test ECE and Brier score when
+    fitted on all of dev."""
     right = np.array([r[1] for r in test], float)
     rows = {"raw": {"test_ece": expected_calibration_error([r[0] for r in test], list(right.astype(bool))),
                     "test_brier": float(np.mean((np.array([r[0] for r in test]) - right) ** 2))}}
     for name, method in METHODS.items():
         fitted = method(dev)
         scores = np.array([fitted(r) for r in test])
-        rows[name] = {"dev_cv_ece": cross_validated_ece(method, dev),
+        cv_ece, cv_brier = cross_validated(method, dev)
+        rows[name] = {"dev_cv_ece": cv_ece, "dev_cv_brier": cv_brier,
                       "test_ece": expected_calibration_error(list(scores), list(right.astype(bool))),
                       "test_brier": float(np.mean((scores - right) ** 2)),
                       "test_ece_floor": ece_sampling_floor(list(scores))}
@@ -135,10 +141,10 @@ def main() -> None:
         result[kind] = {"dev": len(split["dev"][kind]), "test": len(split["test"][kind]),
                         "methods": compare(split["dev"][kind], split["test"][kind])}
         print(f"{kind}: {result[kind]['dev']} dev, {result[kind]['test']} test extractions")
-        print(f"  {'method':<20}{'dev CV ECE':>12}{'test ECE':>10}{'floor':>8}{'Brier':>8}")
+        print(f"  {'method':<20}{'dev CV ECE':>12}{'dev CV Brier':>14}{'test ECE':>10}{'floor':>8}{'test Brier':>12}")
         for name, row in result[kind]["methods"].items():
-            print(f"  {name:<20}{row.get('dev_cv_ece', float('nan')):>12.4f}{row['test_ece']:>10.4f}"
-                  f"{row.get('test_ece_floor', float('nan')):>8.4f}{row['test_brier']:>8.4f}")
+            print(f"  {name:<20}{row.get('dev_cv_ece', float('nan')):>12.4f}{row.get('dev_cv_brier', float('nan')):>14.4f}"
+                  f"{row['test_ece']:>10.4f}{row.get('test_ece_floor', float('nan')):>8.4f}{row['test_brier']:>12.4f}")
     if args.out:
         write_json(result, args.out)
 
