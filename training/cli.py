@@ -77,8 +77,6 @@ def run_data(args: argparse.Namespace, split: str, configured: bool = False) -> 
 
 def calibrate_command(args: argparse.Namespace) -> int:
     from inference.extractor import MENTIONS_FILE, SETTINGS_FILE, NewsExtractor, known_mentions_json
-    from inference.schema import sentence_documents
-
     from .calibrate import fit_calibration
     from .train import known_mentions
 
@@ -88,9 +86,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
     if not 0.0 < target <= 1.0:
         raise ValueError(f"--target-precision must lie in (0, 1], got {target}")
     if not extractor.known_mentions:  # a run written before known_mentions.json existed
-        extractor.known_mentions = known_mentions(sentence_documents(run_data(args, "train", configured=True)[2]))
+        extractor.known_mentions = known_mentions(run_data(args, "train", configured=True)[2])
         write_atomically(args.model / MENTIONS_FILE, known_mentions_json(extractor.known_mentions))
-    fitted = {**fit_calibration(extractor, sentence_documents(documents), target), "fitted_on": str(data)}
+    fitted = {**fit_calibration(extractor, documents, target), "fitted_on": str(data)}  # whole documents, as in training
     write_atomically(args.model / SETTINGS_FILE, json.dumps({**extractor.settings, "calibration": fitted}, indent=2) + "\n")
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))
     print(f"calibration fitted on {data}: {temperatures}; score maps for "
