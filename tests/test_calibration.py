@@ -129,3 +129,13 @@ def test_run_thresholds_and_per_label_floors_apply_in_the_output(tiny_run: Path)
         extractor.extract(text, min_score={"Person": 0.5})
     with pytest.raises(ValueError, match="min_score"):
         extractor.extract(text, min_score="high")
+
+
+def test_kept_by_floor_counts_precision_and_recall_per_label():
+    from training.evaluate import Outcomes, kept_by_floor
+
+    outcomes = Outcomes([0.9, 0.8, 0.4, 0.95], [True, False, True, True], ["A", "A", "A", "B"])
+    kept = kept_by_floor(outcomes, lambda label: {"A": 0.5, "B": 0.99}[label], {"A": 4, "B": 1})
+    assert kept["per_type"]["A"] == {"precision": 0.5, "recall": 0.25, "kept": 2}
+    assert kept["per_type"]["B"] == {"precision": 0.0, "recall": 0.0, "kept": 0}
+    assert kept["micro"] == {"precision": 0.5, "recall": 0.2, "kept": 2}

@@ -77,6 +77,7 @@ def run_data(args: argparse.Namespace, split: str, configured: bool = False) -> 
 
 def calibrate_command(args: argparse.Namespace) -> int:
     from inference.extractor import MENTIONS_FILE, SETTINGS_FILE, NewsExtractor, known_mentions_json
+
     from .calibrate import fit_calibration
     from .train import known_mentions
 

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ def evaluate_documents(
             "temperatures": {k: v for k, v in fitted.items() if k.endswith("temperature")},
             "maps": sorted(k for k in fitted if k.endswith("platt")),
         }
+        if fitted.get("thresholds") and label_map is None:
+            floor = extractor.score_floor("run")
+            gold_counts = gold_label_counts(documents, symmetric)
+            result["calibration"]["run_thresholds"] = {
+                kind: kept_by_floor(outcomes[kind], floor, gold_counts[kind]) for kind in ("entities", "relations") if outcomes[kind].scores
+            }
         if plot is not None:
             from .plots import reliability_diagram  # matplotlib only when a plot is asked for
 
@@ -224,6 +231,18 @@ def calibration_errors(outcomes: dict[str, Outcomes]) -> dict[str, Any]:
     return out
 
 
+def kept_by_floor(outcomes: Outcomes, floor: Callable[[str], float], gold: dict[str, int]) -> dict[str, Any]:
+    """Exact-match precision and recall of what per-label score floors keep, overall and per label."""
+    def row(labels: set[str]) -> dict[str, float]:
+        kept = [ok for s, ok, lab in zip(outcomes.scores, outcomes.correct, outcomes.labels) if lab in labels and s >= floor(lab)]
+        support = sum(gold.get(lab, 0) for lab in labels)
+        return {"precision": sum(kept) / len(kept) if kept else 0.0, "recall": sum(kept) / support if support else 0.0,
+                "kept": len(kept)}
+
+    labels = set(outcomes.labels) | set(gold)
+    return {"micro": row(labels), "per_type": {lab: row({lab}) for lab in sorted(labels)}}
+
+
 def risk_coverage(outcomes: Outcomes, gold_total: int) -> list[dict[str, float]]:
     """Precision, recall, F1 and the share of predictions kept at score thresholds 0.1 .. 0.9."""
     scores, rows = outcomes.scores, []
@@ -281,6 +300,9 @@ def format_report(result: dict[str, Any], where: str) -> str:
             line += (f", relations {cal['relation_ece']:.4f} (raw {cal['uncalibrated']['relation_ece']:.4f}, "
                      f"floor {cal['relation_ece_floor']:.4f})")
         parts.append(line + f", temperatures {cal['temperatures']}")
+        for kind, kept in cal.get("run_thresholds", {}).items():
+            parts.append(f"{kind} kept by the run's per-type thresholds (min_score=\"run\"): "
+                         f"precision {kept['micro']['precision']:.4f}, recall {kept['micro']['recall']:.4f}")
     return "\n\n".join(parts)
 
 
