@@ -48,7 +48,7 @@ def train(config: Config) -> Path:
     relations = None
     if config.relations is not None:
         rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
-            config, accelerator, train_docs, dev_docs, entity_types, ner_model
+            config, accelerator, train_docs, dev_docs, entity_types
         )
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
