@@ -13,7 +13,6 @@ distinct scores is easy to calibrate and says little).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
