@@ -129,12 +129,17 @@ class NewsExtractor:
             for e in article.entities if entity_map else []:
                 e.score = apply_isotonic(e.score, entity_map)
             if min_score is not None:
-                article.entities = [e for e in article.entities if e.score >= min_score]
-                kept = {e.id for e in article.entities}
-                article.relations = [
-                    r for r in article.relations if r.score >= min_score and r.head in kept and r.tail in kept
-                ]
+                keep_confident(article, min_score)
         return articles
+
+
+def keep_confident(article: Article, min_score: float) -> Article:
+    """Leave out the article's entities and relations scoring under `min_score`, and the relations
+    of entities left out (in place; the article is returned for convenience)."""
+    article.entities = [e for e in article.entities if e.score >= min_score]
+    kept = {e.id for e in article.entities}
+    article.relations = [r for r in article.relations if r.score >= min_score and r.head in kept and r.tail in kept]
+    return article
 
 
 def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:
