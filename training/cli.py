@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="score on a corpus with other labels, e.g. Peop=PER,Org=ORG,Loc=LOC (unmapped labels are left out)")
     e.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
     e.add_argument("--plots", type=Path, metavar="DIR", help="write reliability diagrams (PNG) into DIR")
+    e.add_argument("--report", type=Path, metavar="DIR",
+                   help="write an HTML and markdown report (tables, confusion matrix, plots, error examples) into DIR")
     e.add_argument("--batch-size", type=int, default=32)
 
     c = commands.add_parser("calibrate", help="fit a run's score calibration (default: on its dev split)")
@@ -102,7 +104,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         if any(not a or not sep or not b for a, sep, b in pairs):
             raise ValueError(f"--label-map {args.label_map!r}: expected FROM=TO pairs separated by commas")
         label_map = {a.strip(): b.strip() for a, _, b in pairs}
-    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size, label_map, args.plots)
+    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size, label_map, args.plots, args.report)
     for level, result in (metrics.get("levels") or {metrics["level"]: metrics}).items():
         print(format_report(result, f"{level} level, {data}"), end="\n\n")
     out = args.out or args.model / "metrics.json"
