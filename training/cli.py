@@ -14,6 +14,7 @@ from inference.extractor import RunDirectoryError, read_settings
 from .config import ConfigError, load_config
 from .corpora import DataMissing, data_root
 from .evaluate import evaluate_run, format_report, write_json
+from .model_card import write_model_card
 from .readers import FORMATS, ReaderError, read_documents
 
 
@@ -110,4 +111,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     out = args.out or args.model / "metrics.json"
     write_json(metrics, out)
     print(f"metrics written to {out}")
+    if args.out is None and args.data is None and label_map is None:  # the run's own metrics: its model card gets them
+        print(f"model card refreshed: {write_model_card(args.model, metrics)}")
+    if args.report:
+        print(f"report written to {args.report}")
     return 0
