@@ -2,7 +2,8 @@
 
 Each request puts its texts on an asyncio queue with a future; one worker takes the first job,
 gathers the jobs that arrive within `max_wait_s` (up to `max_batch` texts), runs the model once
-in a thread (so the event loop keeps accepting requests) and hands every job its share of the
+in its own thread (so the event loop keeps accepting requests; always the same thread, so the
+allocator does not grow an arena per pool thread) and hands every job its share of the
 results. Only one model call runs at a time; jobs whose caller has given up (timed out) before
 their batch starts are skipped.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -48,6 +50,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue[_Job[T, R]] = asyncio.Queue()
         self._waiting = 0  # items queued, not yet taken by the worker
         self._worker: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -58,6 +61,7 @@ class MicroBatcher(Generic[T, R]):
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     @property
     def waiting(self) -> int:
@@ -105,7 +109,7 @@ class MicroBatcher(Generic[T, R]):
             self.stats.model_calls += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(items))
             try:
-                results = await asyncio.to_thread(self.fn, items)
+                results = await asyncio.get_running_loop().run_in_executor(self._thread, self.fn, items)
             except Exception as err:  # noqa: BLE001 - handed to every caller of the batch
                 for j in jobs:
                     if not j.future.done():
