@@ -175,7 +175,7 @@ def create_app(extractor: NewsExtractor, run_dir: Path, limits: ServerLimits = S
         await batcher.stop()
 
     app = FastAPI(title="news-extract", summary="Entities and relations of news articles, with character offsets and scores",
-                  version="0.1.0", lifespan=lifespan, strict_content_type=False)  # a body without content type is read as JSON
+                  version="0.1.0", lifespan=lifespan)
 
     @app.post("/extract")
     async def extract(request: ExtractRequest) -> dict[str, Any]:
