@@ -71,6 +71,8 @@ def test_training_writes_a_model_card_and_evaluate_refreshes_it(tiny_run: Path, 
     card = (run / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert f"F1 **{metrics['ner']['micro']['f1']:.3f}**" in card and "Not evaluated yet" not in card
     assert metrics["commit"] in card
+    assert main(["calibrate", "--model", str(run)]) == 0  # new scores: the test figures wait for the next evaluate
+    assert "Not evaluated yet" in (run / "MODEL_CARD.md").read_text(encoding="utf-8")
 
 
 def test_colours_are_stable_and_distinct():

@@ -89,6 +89,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     staging = args.model / f".{SETTINGS_FILE}.partial"
     staging.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     staging.replace(args.model / SETTINGS_FILE)  # atomic: the old file or the new one, never half of one
+    write_model_card(args.model)  # new calibration; test figures return with the next evaluate
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))
     print(f"calibration fitted on {data}: {temperatures}; isotonic score maps for "
           + " and ".join(k.split("_")[0] for k in fitted if k.endswith("isotonic")))
