@@ -165,3 +165,13 @@ def test_serve_command_binds_loopback(tiny_run: Path):
         proc.terminate()
         proc.wait(10)
     assert "127.0.0.1" in proc.stdout.read()
+
+
+def test_too_much_waiting_gets_503_and_the_queue_drains(extractor: NewsExtractor, tiny_run: Path):
+    with running(extractor, tiny_run, ServerLimits(max_queue=1, max_wait_ms=1000)) as url:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda k: call(f"{url}/extract", {"text": SENTENCE, "id": str(k)}), range(3)))
+        statuses = sorted(status for status, _ in answers)
+        assert statuses[0] == 200 and 503 in statuses
+        assert all("waiting" in body["detail"] for status, body in answers if status == 503)
+        assert call(f"{url}/extract", {"text": SENTENCE})[0] == 200, "accepted again once the batch ran"
