@@ -63,6 +63,16 @@ def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
     return items
 
 
+def min_score_arg(value: str) -> float | str:
+    """--min-score: a number or "run"."""
+    if value == "run":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number in [0, 1] or "run", got {value!r}') from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="output file (default: standard output); with --format html, "
                    "a name ending .html gets one page for all articles, any other a folder with a page per article")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--min-score", type=float, help="leave out entities and relations scoring under this (0..1)")
+    p.add_argument("--min-score", type=min_score_arg, metavar="S|run",
+                   help='leave out entities and relations scoring under S (0..1), or under the per-type thresholds the run stores ("run")')
     s = commands.add_parser("serve", help="serve the run over HTTP (POST /extract, GET /health, /model, /docs)")
     s.add_argument("--model", required=True, type=Path, help="run directory written by `python -m training train`")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -104,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def predict(extractor: NewsExtractor, items: list[tuple[str, str]], batch_size: int, min_score: float | None) -> Iterator[Article]:
+def predict(extractor: NewsExtractor, items: list[tuple[str, str]], batch_size: int, min_score: float | str | None) -> Iterator[Article]:
     """Articles of (id, text) items in input order, a batch at a time, with a progress bar on standard error."""
     with tqdm(total=len(items), unit="article", file=sys.stderr, disable=None) as bar:
         for k in range(0, len(items), batch_size):

@@ -1,19 +1,22 @@
 """The public API: `NewsExtractor.from_pretrained(run_dir).extract(text)`.
 
 A run directory (written by `python -m training train`) holds `ner/` (a `save_pretrained`
-token-classification model with its tokenizer) and `extractor.json` (schema version, labels,
-window settings, encoder, training config, data digests).
+token-classification model with its tokenizer), `relations/` where the run has a relation model,
+`extractor.json` (schema version, labels, window settings, encoder, training config, data
+digests, calibration, per-type thresholds) and `known_mentions.json` (the names the training
+data annotated, per type, which the entity calibration tells apart from new names).
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from .calibration import apply_isotonic
+from .calibration import apply_platt, mention_key
 from .ner import NerTagger
 from .relations import RelationModel, RelationSchema, RelationTagger
 from .schema import Article
@@ -21,6 +24,8 @@ from .windows import WindowSpec, tokenize
 
 SCHEMA_VERSION = 1
 SETTINGS_FILE = "extractor.json"
+MENTIONS_FILE = "known_mentions.json"
+MinScore = float | Mapping[str, float] | str | None  # a floor for all, one per label, or "run"
 
 
 class RunDirectoryError(ValueError):
@@ -55,6 +60,7 @@ class NewsExtractor:
         self.settings = settings
         self.relation_tagger = relation_tagger
         self.calibration: dict[str, Any] = {}  # raw scores until set_calibration
+        self.known_mentions: dict[str, set[str]] = {}  # label -> mention_key of each training name
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, device: str | None = None, calibrated: bool = True) -> NewsExtractor:
@@ -80,6 +86,7 @@ class NewsExtractor:
             )
             relation_tagger = RelationTagger(rel_model.to(device), rel_tokenizer, schema, settings["casing"])
         extractor = cls(tagger, settings, relation_tagger)
+        extractor.known_mentions = read_known_mentions(run_dir)
         if calibrated:
             extractor.set_calibration(settings.get("calibration") or {})
         return extractor
@@ -95,18 +102,21 @@ class NewsExtractor:
     def entity_labels(self) -> list[str]:
         return list(self.settings["entity_labels"])
 
-    def extract(self, text: str, id: str = "0", min_score: float | None = None) -> Article:
+    def extract(self, text: str, id: str = "0", min_score: MinScore = None) -> Article:
         """Entities and relations of one text of any length (those scoring under `min_score` left out)."""
         return self.extract_many([text], ids=[id], min_score=min_score)[0]
 
     def extract_many(
-        self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None, min_score: float | None = None
+        self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None, min_score: MinScore = None
     ) -> list[Article]:
         """Entities and relations of many texts; windows and relation candidates of all texts are
-        batched together. With `min_score`, entities and relations scoring under it are left out,
-        and so are relations whose entities are."""
-        if min_score is not None and not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score must lie in [0, 1], got {min_score}")
+        batched together.
+
+        `min_score` leaves out what scores under it, and relations whose entities are left out:
+        one number for every label, a mapping label -> number (labels it lacks are kept), or
+        "run" for the per-type thresholds the run stores (chosen on dev for a target precision).
+        """
+        floor = self.score_floor(min_score)
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a str")
@@ -121,24 +131,75 @@ class NewsExtractor:
             else [[] for _ in texts]
         )
         articles = [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
-        entity_map, relation_map = self.calibration.get("entity_isotonic"), self.calibration.get("relation_isotonic")
+        entity_maps, relation_map = self.calibration.get("entity_platt"), self.calibration.get("relation_platt")
         for article in articles:
             # Each kind through its own map; a relation's raw score already holds its entities' raw scores.
             for r in article.relations if relation_map else []:
-                r.score = apply_isotonic(r.score, relation_map)
-            for e in article.entities if entity_map else []:
-                e.score = apply_isotonic(e.score, entity_map)
-            if min_score is not None:
-                keep_confident(article, min_score)
+                r.score = apply_platt(r.score, relation_map)
+            for e in article.entities if entity_maps else []:
+                e.score = apply_platt(e.score, entity_maps.get(self.mention_group(e.text, e.label), entity_maps["all"]))
+            if floor is not None:
+                keep_confident(article, floor)
         return articles
 
+    def mention_group(self, text: str, label: str) -> str:
+        """"known" if the training data annotated this name with this label, else "new"."""
+        return "known" if mention_key(text) in self.known_mentions.get(label, ()) else "new"
 
-def keep_confident(article: Article, min_score: float) -> Article:
-    """Leave out the article's entities and relations scoring under `min_score`, and the relations
-    of entities left out (in place; the article is returned for convenience)."""
-    article.entities = [e for e in article.entities if e.score >= min_score]
+    def score_floor(self, min_score: MinScore) -> Callable[[str], float] | None:
+        """The least score kept for each label, from `min_score` (see `extract_many`); checked here
+        so that a bad value fails before any work."""
+        if min_score is None:
+            return None
+        if isinstance(min_score, str):
+            if min_score != "run":
+                raise ValueError(f'min_score must be a number, a mapping label -> number or "run", got {min_score!r}')
+            stored = self.calibration.get("thresholds")
+            if not stored:
+                raise ValueError('min_score="run": this run stores no per-type thresholds (fit them with `python -m training calibrate`)')
+            min_score = {label: t["min_score"] for kind in ("entities", "relations") for label, t in stored[kind].items()}
+        if isinstance(min_score, Mapping):
+            known = set(self.entity_labels) | set(self.relation_tagger.schema.labels if self.relation_tagger else [])
+            unknown = sorted(set(min_score) - known)
+            if unknown:
+                raise ValueError(f"min_score: unknown labels {unknown} (this run's labels: {sorted(known)})")
+            floors = {label: _check_floor(value, f"min_score[{label!r}]") for label, value in min_score.items()}
+            return lambda label: floors.get(label, 0.0)
+        value = _check_floor(min_score, "min_score")
+        return lambda label: value
+
+
+def _check_floor(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def read_known_mentions(run_dir: Path) -> dict[str, set[str]]:
+    """The training names per label (`known_mentions.json`); none for runs written without one."""
+    path = run_dir / MENTIONS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        mentions = json.loads(path.read_text(encoding="utf-8"))["mentions"]
+        return {str(label): set(map(str, names)) for label, names in mentions.items()}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise RunDirectoryError(f"{path}: corrupt file ({type(err).__name__}: {err})") from None
+
+
+def known_mentions_json(mentions: dict[str, set[str]]) -> str:
+    """The content of `known_mentions.json`."""
+    payload = {"key": "lower case, spaces collapsed", "mentions": {label: sorted(names) for label, names in sorted(mentions.items())}}
+    return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+
+
+def keep_confident(article: Article, floor: Callable[[str], float]) -> Article:
+    """Leave out the article's entities and relations scoring under their label's floor
+    (`NewsExtractor.score_floor`), and the relations of entities left out (in place; the article
+    is returned for convenience)."""
+    article.entities = [e for e in article.entities if e.score >= floor(e.label)]
     kept = {e.id for e in article.entities}
-    article.relations = [r for r in article.relations if r.score >= min_score and r.head in kept and r.tail in kept]
+    article.relations = [r for r in article.relations if r.score >= floor(r.label) and r.head in kept and r.tail in kept]
     return article
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Literal
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field, model_validator
@@ -55,7 +55,9 @@ class ExtractRequest(BaseModel):
     text: str | None = None
     id: str | None = None
     articles: list[ArticleIn] | None = None
-    min_score: float | None = Field(None, ge=0.0, le=1.0, description="leave out entities and relations scoring under this")
+    min_score: float | dict[str, float] | Literal["run"] | None = Field(
+        None, description='leave out entities and relations scoring under this (0..1), under a floor per label '
+        '({"Peop": 0.8}), or under the per-type thresholds the run stores ("run")')
 
     @model_validator(mode="after")
     def one_form(self) -> ExtractRequest:
@@ -145,7 +147,9 @@ def model_summary(extractor: NewsExtractor, run_dir: Path) -> dict[str, Any]:
         "calibration": {
             "calibrated": bool(extractor.calibration),
             "temperatures": {k: v for k, v in calibration.items() if k.endswith("temperature")},
-            "isotonic": sorted(k for k in calibration if k.endswith("isotonic")),
+            "maps": sorted(k for k in calibration if k.endswith("platt")),
+            "thresholds": {kind: {label: t["min_score"] for label, t in rows.items()}
+                           for kind, rows in (calibration.get("thresholds") or {}).items() if isinstance(rows, dict)},
             "fitted_on": calibration.get("fitted_on"),
         },
         "training": {part: {k: v for k, v in (result or {}).items() if k != "history"}
@@ -181,6 +185,10 @@ def create_app(extractor: NewsExtractor, run_dir: Path, limits: ServerLimits = S
     async def extract(request: ExtractRequest) -> dict[str, Any]:
         """Entities and relations of one article (the article's JSON) or several (`{"articles": [...]}`)."""
         items = request.items()
+        try:
+            floor = extractor.score_floor(request.min_score)  # checked before any work
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
         if len(items) > limits.max_articles:
             raise HTTPException(413, f"{len(items)} articles in one request; the limit is {limits.max_articles}")
         for text, article_id in items:
@@ -192,8 +200,8 @@ def create_app(extractor: NewsExtractor, run_dir: Path, limits: ServerLimits = S
             raise HTTPException(504, f"extraction took over {limits.timeout_s:g} s; send fewer or shorter articles") from None
         except QueueFull as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
-        if request.min_score is not None:
-            articles = [keep_confident(a, request.min_score) for a in articles]
+        if floor is not None:
+            articles = [keep_confident(a, floor) for a in articles]
         out = [a.to_dict() for a in articles]
         return out[0] if request.articles is None else {"articles": out}
 

@@ -21,19 +21,6 @@ def test_fit_recovers_a_known_temperature(true_temperature: float):
     assert fitted == pytest.approx(true_temperature, rel=0.05)
 
 
-def test_isotonic_map_is_monotone_and_matches_accuracy():
-    from inference.calibration import apply_isotonic, fit_isotonic
-
-    scores = [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]
-    correct = [False, True, False, False, True, True, False, True]
-    knots = fit_isotonic(scores, correct)
-    mapped = [apply_isotonic(s, knots) for s in scores]
-    assert mapped == sorted(mapped)
-    # Pool adjacent violators: mean accuracy of each pooled block.
-    assert knots[1] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
-    assert apply_isotonic(0.0, knots) == 0.0 and apply_isotonic(1.0, knots) == 1.0
-
-
 def test_ece_on_a_hand_made_example():
     # Bin (0.867, 0.933]: mean score 0.9, accuracy 0.5; bin (0.067, 0.133]: mean 0.1, accuracy 0.
     scores = [0.9, 0.9, 0.1, 0.1]
@@ -46,9 +33,10 @@ def test_ece_on_a_hand_made_example():
 def test_runs_carry_calibration_and_raw_scores_stay_available(tiny_run: Path):
     calibration = json.loads((tiny_run / "extractor.json").read_text())["calibration"]
     assert calibration["ner_temperature"] > 0 and calibration["relation_temperature"] > 0
-    for key in ("entity_isotonic", "relation_isotonic"):
-        xs, ys = calibration[key]
-        assert xs == sorted(xs) and ys == sorted(ys) and all(0.0 <= y <= 1.0 for y in ys)
+    assert len(calibration["relation_platt"]) == 2
+    assert set(calibration["entity_platt"]) >= {"all"} and all(len(ab) == 2 for ab in calibration["entity_platt"].values())
+    mentions = json.loads((tiny_run / "known_mentions.json").read_text())["mentions"]
+    assert "john smith" in mentions["Peop"] and "acme corp" in mentions["Org"]
     text = "John Smith works for Acme Corp in Boston ."
     calibrated = NewsExtractor.from_pretrained(tiny_run).extract(text)
     raw = NewsExtractor.from_pretrained(tiny_run, calibrated=False).extract(text)
@@ -80,3 +68,64 @@ def test_min_score_leaves_out_low_scores_and_their_relations(tiny_run: Path):
     assert extractor.extract(text, min_score=0.0).to_dict() == full.to_dict()
     with pytest.raises(ValueError, match="min_score"):
         extractor.extract(text, min_score=1.5)
+
+
+def test_platt_fit_recovers_known_parameters():
+    from inference.calibration import apply_platt, fit_platt
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(20000, generator=gen).clamp(0.01, 0.99)
+    logit = torch.log(scores / (1 - scores))
+    truth = torch.sigmoid(0.6 * logit - 0.8)  # overconfident scores, shifted down
+    correct = (torch.rand(20000, generator=gen) < truth).tolist()
+    a, b = fit_platt(scores.tolist(), correct)
+    assert a == pytest.approx(0.6, abs=0.05) and b == pytest.approx(-0.8, abs=0.05)
+    assert apply_platt(0.5, (a, b)) == pytest.approx(float(torch.sigmoid(torch.tensor(b))), abs=1e-6)
+    assert fit_platt([0.2, 0.9], [True, True]) == (1.0, 0.0)  # nothing to learn from
+
+
+def test_grouped_platt_fits_groups_with_enough_examples_only():
+    from inference.calibration import MIN_GROUP, fit_grouped_platt
+
+    scores = [0.9] * MIN_GROUP + [0.9] * 5
+    correct = [True] * (MIN_GROUP - 3) + [False] * 3 + [False] * 5
+    fitted = fit_grouped_platt(scores, correct, ["known"] * MIN_GROUP + ["new"] * 5)
+    assert set(fitted) == {"all", "known"}
+
+
+def test_ece_sampling_floor_is_larger_on_fewer_extractions():
+    from inference.calibration import ece_sampling_floor
+
+    assert ece_sampling_floor([1.0] * 50) == 0.0  # certain outcomes: no sampling noise
+    few, many = ece_sampling_floor([0.6] * 40), ece_sampling_floor([0.6] * 4000)
+    assert few > 3 * many > 0
+
+
+def test_thresholds_pick_the_least_score_reaching_the_target():
+    from training.calibrate import fit_thresholds
+    from training.evaluate import Outcomes
+
+    outcomes = Outcomes([0.95, 0.9, 0.8, 0.7, 0.6, 0.5], [True, True, True, False, True, False], ["A"] * 6)
+    outcomes.add(0.9, False, "B")
+    thresholds = fit_thresholds(outcomes, {"A": 5, "B": 1}, target=0.8)
+    assert thresholds["A"] == {"min_score": 0.6, "precision": 0.8, "recall": 0.8, "kept": 5 / 6, "reached": True}
+    assert thresholds["B"]["reached"] is False and thresholds["B"]["precision"] == 0.0
+
+
+def test_run_thresholds_and_per_label_floors_apply_in_the_output(tiny_run: Path):
+    extractor = NewsExtractor.from_pretrained(tiny_run)
+    stored = extractor.calibration["thresholds"]
+    assert stored["target_precision"] == 0.9 and set(stored["entities"]) <= {"Loc", "Org", "Peop"}
+    text = "John Smith works for Acme Corp in Boston . Maria Lopez lives in Paris ."
+    full = extractor.extract(text)
+    floors = {label: t["min_score"] for kind in ("entities", "relations") for label, t in stored[kind].items()}
+    by_run = extractor.extract(text, min_score="run")
+    assert [e.id for e in by_run.entities] == [e.id for e in full.entities if e.score >= floors.get(e.label, 0.0)]
+    # A mapping raises the floor of one label only.
+    only_peop = extractor.extract(text, min_score={"Peop": 1.0})
+    assert all(e.label != "Peop" for e in only_peop.entities)
+    assert [e.id for e in only_peop.entities] == [e.id for e in full.entities if e.label != "Peop"]
+    with pytest.raises(ValueError, match="unknown labels"):
+        extractor.extract(text, min_score={"Person": 0.5})
+    with pytest.raises(ValueError, match="min_score"):
+        extractor.extract(text, min_score="high")

@@ -116,7 +116,8 @@ def test_concurrent_requests_share_model_calls(server: str):
         ({"text": SENTENCE, "articles": []}, 422, "either 'text'"),
         ({"articles": [{"text": "a"}] * 6}, 413, "the limit is 5"),
         ({"text": "x" * 2_001}, 413, "2001 characters"),
-        ({"text": SENTENCE, "min_score": 1.5}, 422, "less than or equal to 1"),
+        ({"text": SENTENCE, "min_score": 1.5}, 422, "must be a number in [0, 1]"),
+        ({"text": SENTENCE, "min_score": {"Nope": 0.5}}, 422, "unknown labels"),
         (b"[" + b" " * 30_000 + b"]", 413, "over 20000 bytes"),
     ],
 )

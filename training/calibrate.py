@@ -1,8 +1,10 @@
 """Fit a run's calibration on annotated data (the dev split); see inference/calibration.py.
 
 Temperatures: the NER model's word logits against the gold word tags, the relation
-classifier's pair logits against the gold relations of gold-entity pairs. Isotonic maps: the
-raw scores of what the extractor then returns, end to end, against exact-match correctness.
+classifier's pair logits against the gold relations of gold-entity pairs. Platt maps (entities:
+one per known/new name): the raw scores of what the extractor then
+returns, end to end, against exact-match correctness. Per-type thresholds: for each label, the
+least calibrated score whose extractions reach the target precision on the same documents.
 """
 from __future__ import annotations
 
@@ -10,28 +12,60 @@ from typing import Any
 
 import torch
 
-from inference.calibration import fit_isotonic, fit_temperature
+from inference.calibration import fit_grouped_platt, fit_platt, fit_temperature
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.schema import Document, label_spans
 from inference.windows import tokenize
 
-from .evaluate import score_outcomes
+from .evaluate import Outcomes, gold_label_counts, score_outcomes
 from .features import RelationCollator, relation_features
 
 
-def fit_calibration(extractor: NewsExtractor, documents: list[Document]) -> dict[str, Any]:
-    """Temperatures, then isotonic score maps, fitted on `documents`; the result is also applied."""
+def fit_calibration(extractor: NewsExtractor, documents: list[Document], target_precision: float) -> dict[str, Any]:
+    """Temperatures, score maps and per-type thresholds fitted on `documents` (the extractor's
+    `known_mentions` must be set); the result is also applied."""
     result: dict[str, Any] = fit_temperatures(extractor, documents)
     extractor.set_calibration(result)
-    articles = extractor.extract_many([d.text for d in documents])
+    texts = [d.text for d in documents]
     symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
-    outcomes = score_outcomes(documents, articles, symmetric)
-    result["entity_isotonic"] = fit_isotonic(*outcomes["entities"])
+    articles = extractor.extract_many(texts)
+    groups = [extractor.mention_group(e.text, e.label) for a in articles for e in a.entities]
+    entities, relations = score_outcomes(documents, articles, symmetric).values()
+    result["entity_platt"] = fit_grouped_platt(entities.scores, entities.correct, groups)
     if extractor.relation_tagger is not None:
-        result["relation_isotonic"] = fit_isotonic(*outcomes["relations"])
+        result["relation_platt"] = list(fit_platt(relations.scores, relations.correct))
+    extractor.set_calibration(result)
+    calibrated = score_outcomes(documents, extractor.extract_many(texts), symmetric)
+    gold = gold_label_counts(documents, symmetric)
+    result["thresholds"] = {
+        "target_precision": target_precision,
+        **{kind: fit_thresholds(calibrated[kind], gold[kind], target_precision) for kind in ("entities", "relations")},
+    }
     extractor.set_calibration(result)
     return result
+
+
+def fit_thresholds(outcomes: Outcomes, gold: dict[str, int], target: float) -> dict[str, dict[str, Any]]:
+    """Per label, the least score whose extractions (those scoring at least it) reach `target`
+    precision, with the precision, recall and share kept it gave; where no score reaches the
+    target, the score of highest precision (`reached` false)."""
+    out = {}
+    for label in sorted(set(outcomes.labels)):
+        ranked = sorted(
+            ((s, ok) for s, ok, lab in zip(outcomes.scores, outcomes.correct, outcomes.labels) if lab == label), reverse=True
+        )
+        rows, right = [], 0
+        for k, (score, ok) in enumerate(ranked):
+            right += ok
+            if k + 1 < len(ranked) and ranked[k + 1][0] == score:
+                continue  # a threshold keeps every extraction of its score
+            rows.append({"min_score": score, "precision": right / (k + 1), "recall": right / gold[label] if gold.get(label) else 0.0,
+                         "kept": (k + 1) / len(ranked)})
+        reached = [r for r in rows if r["precision"] >= target]
+        best = reached[-1] if reached else max(rows, key=lambda r: (r["precision"], -r["min_score"]))
+        out[label] = {**best, "reached": bool(reached)}
+    return out
 
 
 def fit_temperatures(extractor: NewsExtractor, documents: list[Document]) -> dict[str, float]:

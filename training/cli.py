@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--model", required=True, type=Path, help="run directory")
     c.add_argument("--data", type=Path, help="corpus file (default: the dev split the run was configured with)")
     c.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
+    c.add_argument("--target-precision", type=float, metavar="P",
+                   help="per-type thresholds reach this dev precision (default: the run's config, else 0.9)")
 
     args = parser.parse_args(argv)
     command = {"train": train_command, "evaluate": evaluate_command, "calibrate": calibrate_command}[args.command]
@@ -68,32 +70,45 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_data(args: argparse.Namespace, split: str) -> tuple[Path, str, list]:
-    """--data/--format, else the run's configured split: (path, format, documents)."""
+def run_data(args: argparse.Namespace, split: str, configured: bool = False) -> tuple[Path, str, list]:
+    """--data/--format (unless `configured`), else the run's configured split: (path, format, documents)."""
     data_config = read_settings(args.model)["config"]["data"]
-    data = args.data or Path(data_config["root"]) / data_config[split]
-    data_format = args.format or data_config["format"]
+    data = (not configured and args.data) or Path(data_config["root"]) / data_config[split]
+    data_format = (not configured and args.format) or data_config["format"]
     return data, data_format, read_documents(data, data_format)
 
 
 def calibrate_command(args: argparse.Namespace) -> int:
-    from inference.extractor import SETTINGS_FILE, NewsExtractor
-    from inference.schema import sentence_documents
-
+    from inference.extractor import MENTIONS_FILE, SETTINGS_FILE, NewsExtractor, known_mentions_json
     from .calibrate import fit_calibration
+    from .train import known_mentions
 
     data, _, documents = run_data(args, "dev")
     extractor = NewsExtractor.from_pretrained(args.model, calibrated=False)
-    fitted = {**fit_calibration(extractor, sentence_documents(documents)), "fitted_on": str(data)}
-    settings = {**extractor.settings, "calibration": fitted}
-    staging = args.model / f".{SETTINGS_FILE}.partial"
-    staging.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    staging.replace(args.model / SETTINGS_FILE)  # atomic: the old file or the new one, never half of one
+    target = args.target_precision or extractor.settings["config"].get("calibration", {}).get("target_precision", 0.9)
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"--target-precision must lie in (0, 1], got {target}")
+    if not extractor.known_mentions:  # a run written before known_mentions.json existed
+        extractor.known_mentions = known_mentions(run_data(args, "train", configured=True)[2])
+        write_atomically(args.model / MENTIONS_FILE, known_mentions_json(extractor.known_mentions))
+    fitted = {**fit_calibration(extractor, documents, target), "fitted_on": str(data)}  # whole documents, as in training
+    write_atomically(args.model / SETTINGS_FILE, json.dumps({**extractor.settings, "calibration": fitted}, indent=2) + "\n")
     write_model_card(args.model)  # new calibration; test figures return with the next evaluate
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))
-    print(f"calibration fitted on {data}: {temperatures}; isotonic score maps for "
-          + " and ".join(k.split("_")[0] for k in fitted if k.endswith("isotonic")))
+    print(f"calibration fitted on {data}: {temperatures}; score maps for "
+          + " and ".join(k.split("_")[0] for k in fitted if k.endswith("platt")))
+    for kind in ("entities", "relations"):
+        for label, t in fitted["thresholds"][kind].items():
+            status = "" if t["reached"] else f" (target {target} not reached)"
+            print(f"  {label:<14} min_score {t['min_score']:.3f}: dev precision {t['precision']:.3f}, recall {t['recall']:.3f}{status}")
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """The old file or the new one, never half of one."""
+    staging = path.with_name(f".{path.name}.partial")
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(path)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

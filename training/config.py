@@ -68,6 +68,18 @@ class RelationConfig(OptimConfig):
     type_constraints: bool = True  # only type pairs seen related in training become candidates
     symmetric: list[str] = field(default_factory=list)  # labels that hold in both directions
     dropout: float = 0.1
+    # Start the relation encoder from the pretrained encoder or from the NER model just trained
+    # (which already reads names and their types in this corpus).
+    init: str = field(default="encoder", metadata={"choices": ("encoder", "ner")})
+
+
+@dataclass
+class CalibrationConfig:
+    """Score calibration fitted on dev after training (inference/calibration.py)."""
+
+    # Per-type thresholds stored in the run (`extract(text, min_score="run")`): for each label
+    # the least calibrated score whose dev extractions reach this precision.
+    target_precision: float = 0.9
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Config:
     mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})  # for accelerate
     ner: NerConfig = field(default_factory=NerConfig)
     relations: RelationConfig | None = None  # absent: entities only
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def output_dir(self) -> Path:
         return Path(self.output or f"runs/{self.name}")

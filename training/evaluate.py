@@ -20,7 +20,7 @@ import torch
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from inference.calibration import expected_calibration_error
+from inference.calibration import ece_sampling_floor, expected_calibration_error
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.relations import RelationTagger
@@ -55,8 +55,8 @@ class Evaluation:
     metrics: dict[str, Any]
     documents: list[Document]  # as scored (label_map applied)
     articles: list[Article]
-    outcomes: dict[str, tuple[list[float], list[bool]]] = field(default_factory=dict)  # calibrated scores
-    raw_outcomes: dict[str, tuple[list[float], list[bool]]] = field(default_factory=dict)
+    outcomes: dict[str, Outcomes] = field(default_factory=dict)  # calibrated scores
+    raw_outcomes: dict[str, Outcomes] = field(default_factory=dict)
     symmetric: list[str] = field(default_factory=list)
 
 
@@ -113,10 +113,10 @@ def evaluate(
         outcomes = score_outcomes(documents, articles, symmetric)
         # Exact-match precision/recall by score threshold: what a user gets from min_score.
         gold_entities_total = sum(len(set(label_spans(d.entities))) for d in documents)
-        result["ner"]["thresholds"] = risk_coverage(*outcomes["entities"], gold_entities_total)
+        result["ner"]["thresholds"] = risk_coverage(outcomes["entities"], gold_entities_total)
         if with_relations:
             gold_relations_total = result["relations"]["strict"]["micro"]["support"]
-            result["relations"]["thresholds"] = risk_coverage(*outcomes["relations"], gold_relations_total)
+            result["relations"]["thresholds"] = risk_coverage(outcomes["relations"], gold_relations_total)
         fitted = extractor.calibration
         extractor.set_calibration({})
         raw = score_outcomes(documents, extract(), symmetric)
@@ -125,7 +125,7 @@ def evaluate(
             **calibration_errors(outcomes),
             "uncalibrated": calibration_errors(raw),
             "temperatures": {k: v for k, v in fitted.items() if k.endswith("temperature")},
-            "isotonic": sorted(k for k in fitted if k.endswith("isotonic")),
+            "maps": sorted(k for k in fitted if k.endswith("platt")),
         }
         evaluation.outcomes, evaluation.raw_outcomes = outcomes, raw
     return evaluation
@@ -214,35 +214,63 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "support": tp + fn}
 
 
-def score_outcomes(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, tuple[list[float], list[bool]]]:
-    """(scores, correct) of every extracted entity and relation; correct = exact match (Rel+)."""
-    entity_scores, entity_ok, relation_scores, relation_ok = [], [], [], []
+@dataclass
+class Outcomes:
+    """Score, label and exact-match correctness of every extraction of one kind (entities or relations)."""
+
+    scores: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    def add(self, score: float, correct: bool, label: str) -> None:
+        self.scores.append(score)
+        self.correct.append(correct)
+        self.labels.append(label)
+
+
+def score_outcomes(documents: list[Document], articles: list[Article], symmetric: list[str]) -> dict[str, Outcomes]:
+    """The outcomes of every extracted entity and relation; correct = exact match (Rel+ for relations)."""
+    entities, relations = Outcomes(), Outcomes()
     for doc, art in zip(documents, articles):
         gold = set(label_spans(doc.entities))
         for e, span in zip(art.entities, label_spans(art.entities)):
-            entity_scores.append(e.score)
-            entity_ok.append(span in gold)
+            entities.add(e.score, span in gold, e.label)
         gold_relations = gold_relation_keys(doc, symmetric)
         spans, index = label_spans(art.entities), {e.id: k for k, e in enumerate(art.entities)}
         for r in art.relations:
-            relation_scores.append(r.score)
-            relation_ok.append(relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric) <= gold_relations)
-    return {"entities": (entity_scores, entity_ok), "relations": (relation_scores, relation_ok)}
+            ok = relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric) <= gold_relations
+            relations.add(r.score, ok, r.label)
+    return {"entities": entities, "relations": relations}
 
 
-def calibration_errors(outcomes: dict[str, tuple[list[float], list[bool]]]) -> dict[str, Any]:
-    """ECE (15 bins) of entity and relation scores, from `score_outcomes`."""
-    out = {"entity_ece": expected_calibration_error(*outcomes["entities"]), "entities": len(outcomes["entities"][0])}
-    if outcomes["relations"][0]:
-        out.update(relation_ece=expected_calibration_error(*outcomes["relations"]), relations=len(outcomes["relations"][0]))
+def gold_label_counts(documents: list[Document], symmetric: list[str]) -> dict[str, dict[str, int]]:
+    """How many gold entities and relations (distinct, as scored) each label has."""
+    counts: dict[str, dict[str, int]] = {"entities": {}, "relations": {}}
+    for doc in documents:
+        for _, _, label in set(label_spans(doc.entities)):
+            counts["entities"][label] = counts["entities"].get(label, 0) + 1
+        for key in gold_relation_keys(doc, symmetric):
+            counts["relations"][key[2]] = counts["relations"].get(key[2], 0) + 1
+    return counts
+
+
+def calibration_errors(outcomes: dict[str, Outcomes]) -> dict[str, Any]:
+    """ECE (15 bins) of entity and relation scores, from `score_outcomes`, each beside its
+    sampling floor (the ECE a perfectly calibrated scorer would show on as many extractions)."""
+    ents, rels = outcomes["entities"], outcomes["relations"]
+    out = {"entity_ece": expected_calibration_error(ents.scores, ents.correct), "entities": len(ents.scores),
+           "entity_ece_floor": ece_sampling_floor(ents.scores)}
+    if rels.scores:
+        out.update(relation_ece=expected_calibration_error(rels.scores, rels.correct), relations=len(rels.scores),
+                   relation_ece_floor=ece_sampling_floor(rels.scores))
     return out
 
 
-def risk_coverage(scores: list[float], correct: list[bool], gold_total: int) -> list[dict[str, float]]:
+def risk_coverage(outcomes: Outcomes, gold_total: int) -> list[dict[str, float]]:
     """Precision, recall, F1 and the share of predictions kept at score thresholds 0.1 .. 0.9."""
-    rows = []
+    scores, rows = outcomes.scores, []
     for k in range(1, 10):
-        kept = [ok for score, ok in zip(scores, correct) if score >= k / 10]
+        kept = [ok for score, ok in zip(scores, outcomes.correct) if score >= k / 10]
         p = sum(kept) / len(kept) if kept else 0.0
         r = sum(kept) / gold_total if gold_total else 0.0
         share = len(kept) / len(scores) if scores else 0.0
@@ -289,9 +317,11 @@ def format_report(result: dict[str, Any], where: str) -> str:
         parts.append(format_thresholds(rel["thresholds"], "relations (strict, end to end)"))
     cal = result.get("calibration")
     if cal:
-        line = f"calibration (ECE, 15 bins): entities {cal['entity_ece']:.4f} (raw {cal['uncalibrated']['entity_ece']:.4f})"
+        line = (f"calibration (ECE, 15 bins; floor = a perfectly calibrated scorer's on as many): entities {cal['entity_ece']:.4f} "
+                f"(raw {cal['uncalibrated']['entity_ece']:.4f}, floor {cal['entity_ece_floor']:.4f})")
         if "relation_ece" in cal:
-            line += f", relations {cal['relation_ece']:.4f} (raw {cal['uncalibrated']['relation_ece']:.4f})"
+            line += (f", relations {cal['relation_ece']:.4f} (raw {cal['uncalibrated']['relation_ece']:.4f}, "
+                     f"floor {cal['relation_ece_floor']:.4f})")
         parts.append(line + f", temperatures {cal['temperatures']}")
     return "\n\n".join(parts)
 
@@ -379,7 +409,7 @@ def evaluate_run(
 def reliability_curves(evaluation: Evaluation) -> dict[str, tuple[list[float], list[bool]]]:
     """(scores, correct) of entities and relations, raw and calibrated, for the reliability diagram."""
     pairs = (("raw", evaluation.raw_outcomes), ("calibrated", evaluation.outcomes))
-    return {f"{kind}, {name}": o[kind] for name, o in pairs for kind in o if o[kind][0]}
+    return {f"{kind}, {name}": (o[kind].scores, o[kind].correct) for name, o in pairs for kind in o if o[kind].scores}
 
 
 def write_json(obj: Any, path: Path) -> None:

@@ -74,9 +74,13 @@ def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] 
     lines += ["", "## Calibration"]
     if cal:
         temps = ", ".join(f"{k} {v:.3f}" for k, v in cal.items() if k.endswith("temperature"))
-        maps = ", ".join(k for k in cal if k.endswith("isotonic")) or "none"
-        lines.append(f"Fitted on `{cal.get('fitted_on')}`: temperatures {temps}; isotonic maps: {maps}. "
+        maps = ", ".join(k for k in cal if k.endswith("platt")) or "none"
+        lines.append(f"Fitted on `{cal.get('fitted_on')}`: temperatures {temps}; score maps: {maps}. "
                      "A score of 0.9 means right about nine times in ten on data like that split.")
+        thresholds = cal.get("thresholds") or {}
+        floors = [f"{label} {t['min_score']:.2f}" for kind in ("entities", "relations") for label, t in (thresholds.get(kind) or {}).items()]
+        if floors:
+            lines.append(f"Per-type thresholds for precision {thresholds.get('target_precision')} (`min_score=\"run\"`): {', '.join(floors)}.")
         if metrics and "calibration" in metrics:
             c = metrics["calibration"]
             ece = f"entities {c['entity_ece']:.3f} (raw {c['uncalibrated']['entity_ece']:.3f})"

@@ -1,7 +1,7 @@
 """`python -m training train`: the recipe that turns a config into a run directory.
 
 Load the corpus, train NER, train relations (when the config has a `relations` section), fit
-the score temperatures on the dev split, write the run directory atomically. Runs through accelerate, so `accelerate launch -m training train`
+the score calibration and per-type thresholds on the dev split, write the run directory atomically. Runs through accelerate, so `accelerate launch -m training train`
 uses several devices unchanged.
 """
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor
+from inference.calibration import mention_key
+from inference.extractor import MENTIONS_FILE, SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor, known_mentions_json
 from inference.ner import NerTagger
 from inference.relations import RelationTagger
-from inference.schema import sentence_documents
+from inference.schema import Document, sentence_documents
 from inference.windows import WindowSpec
 
 from .config import Config
@@ -34,7 +35,8 @@ def train(config: Config) -> Path:
     set_seed(config.seed)
     check_data(config.data)
     articles = load_split(config.data, "train")
-    train_docs, dev_docs = sentence_documents(articles), sentence_documents(load_split(config.data, "dev"))
+    dev_articles = load_split(config.data, "dev")
+    train_docs, dev_docs = sentence_documents(articles), sentence_documents(dev_articles)
     entity_types = sorted({e.label for d in train_docs for e in d.entities})
     unseen = sorted({e.label for d in dev_docs for e in d.entities} - set(entity_types))
     if unseen:
@@ -47,7 +49,7 @@ def train(config: Config) -> Path:
     relations = None
     if config.relations is not None:
         rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
-            config, accelerator, train_docs, dev_docs, entity_types
+            config, accelerator, train_docs, dev_docs, entity_types, ner_model
         )
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
@@ -60,8 +62,12 @@ def train(config: Config) -> Path:
             settings,
             RelationTagger(relations[0], relations[1], schema, config.ner.casing) if relations else None,
         )
-        settings["calibration"] = {**fit_calibration(extractor, dev_docs), "fitted_on": str(config.data.path("dev"))}
-        write_run(output, (ner_model, tokenizer), relations, settings)
+        extractor.known_mentions = known_mentions(train_docs)
+        # Calibrated on whole dev documents, as the product reads articles (sentence-fitted maps
+        # were overconfident on whole CoNLL-2003 articles, where this model is weaker).
+        calibration = fit_calibration(extractor, dev_articles, config.calibration.target_precision)
+        settings["calibration"] = {**calibration, "fitted_on": str(config.data.path("dev"))}
+        write_run(output, (ner_model, tokenizer), relations, settings, extractor.known_mentions)
     accelerator.wait_for_everyone()
     return output
 
@@ -80,7 +86,18 @@ def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
     }
 
 
-def write_run(output: Path, ner: tuple[Any, Any], relations: tuple[Any, Any] | None, settings: dict[str, Any]) -> None:
+def known_mentions(documents: list[Document]) -> dict[str, set[str]]:
+    """The names annotated in `documents`, per label (inference.calibration.mention_key)."""
+    mentions: dict[str, set[str]] = {}
+    for doc in documents:
+        for e in doc.entities:
+            mentions.setdefault(e.label, set()).add(mention_key(doc.text[e.start : e.end]))
+    return mentions
+
+
+def write_run(
+    output: Path, ner: tuple[Any, Any], relations: tuple[Any, Any] | None, settings: dict[str, Any], mentions: dict[str, set[str]]
+) -> None:
     """Write the run into a temporary sibling, then rename: a half-written run never looks complete."""
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.partial")
@@ -92,6 +109,7 @@ def write_run(output: Path, ner: tuple[Any, Any], relations: tuple[Any, Any] | N
         relations[0].save(staging / "relations")
         relations[1].save_pretrained(staging / "relations")
     (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    (staging / MENTIONS_FILE).write_text(known_mentions_json(mentions), encoding="utf-8")
     write_model_card(staging)
     if output.exists():
         shutil.rmtree(output)

@@ -1,0 +1,153 @@
+"""Compare score-calibration methods on a trained run: which map from raw scores to "share right"
+holds on new data? (The comparison behind the choice in inference/calibration.py.)
+
+For each of entities and relations: raw (temperature-scaled) scores and exact-match outcomes on
+the dev and test splits; each method is fitted on dev and scored by ECE (15 bins) and Brier score
+on test, and by 5-fold cross-validation on dev (3 repeats), which is what a choice may rest on.
+The Brier score (mean squared error of the score against the outcome) is a proper scoring rule:
+it rewards calibration and sharpness alike, where ECE alone rewards coarse maps (a map with five
+distinct scores is easy to calibrate and says little).
+
+    .venv/bin/python benchmarks/calibration_methods.py --model runs/conll04 [--level sentence] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inference.calibration import apply_platt, ece_sampling_floor, expected_calibration_error, fit_platt  # noqa: E402
+from inference.extractor import NewsExtractor  # noqa: E402
+from inference.schema import sentence_documents  # noqa: E402
+from training.evaluate import provenance, score_outcomes, write_json  # noqa: E402
+from training.readers import read_documents  # noqa: E402
+
+Record = tuple[float, bool, str]  # raw score, exact match, group (known/new name, or "all")
+Method = Callable[[list[Record]], Callable[[Record], float]]
+
+
+def platt(records: list[Record]) -> Callable[[Record], float]:
+    ab = fit_platt([r[0] for r in records], [r[1] for r in records])
+    return lambda r: apply_platt(r[0], ab)
+
+
+def platt_by_group(records: list[Record]) -> Callable[[Record], float]:
+    maps = {g: platt([r for r in records if r[2] == g]) for g in {r[2] for r in records}}
+    return lambda r: maps[r[2]](r) if r[2] in maps else platt(records)(r)
+
+
+def isotonic(records: list[Record]) -> Callable[[Record], float]:
+    """Pool adjacent violators, interpolated between block means."""
+    blocks: list[list[float]] = []  # [correct, count, score sum]
+    for s, ok, _ in sorted(records):
+        blocks.append([float(ok), 1.0, s])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            c, n, t = blocks.pop()
+            blocks[-1] = [blocks[-1][0] + c, blocks[-1][1] + n, blocks[-1][2] + t]
+    xs, ys = [t / n for _, n, t in blocks], [c / n for c, n, _ in blocks]
+    return lambda r: float(np.interp(r[0], xs, ys))
+
+
+def histogram(bins: int) -> Method:
+    """Equal-mass bins of the raw score, each mapped to its share right (Zadrozny and Elkan 2001)."""
+
+    def fit(records: list[Record]) -> Callable[[Record], float]:
+        scores, right = np.array([r[0] for r in records]), np.array([r[1] for r in records], float)
+        edges = np.unique(np.quantile(scores, np.linspace(0, 1, bins + 1)[1:-1]))
+        index = np.searchsorted(edges, scores, side="right")
+        share = {k: right[index == k].mean() for k in set(index.tolist())}
+        return lambda r: share.get(int(np.searchsorted(edges, r[0], side="right")), right.mean())
+
+    return fit
+
+
+METHODS: dict[str, Method] = {
+    "isotonic": isotonic,
+    "histogram, 5 bins": histogram(5),
+    "histogram, 10 bins": histogram(10),
+    "Platt": platt,
+    "Platt, known/new": platt_by_group,
+}
+
+
+def records(extractor: NewsExtractor, path: Path, data_format: str, level: str) -> dict[str, list[Record]]:
+    """Raw-score records of entities and relations extracted from a split."""
+    documents = read_documents(path, data_format)
+    documents = sentence_documents(documents) if level == "sentence" else documents
+    articles = extractor.extract_many([d.text for d in documents])
+    symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
+    entities, relations = score_outcomes(documents, articles, symmetric).values()
+    groups = [extractor.mention_group(e.text, e.label) for a in articles for e in a.entities]
+    return {
+        "entities": list(zip(entities.scores, entities.correct, groups)),
+        "relations": [(s, ok, "all") for s, ok in zip(relations.scores, relations.correct)],
+    }
+
+
+def cross_validated(method: Method, dev: list[Record], repeats: int = 3, folds: int = 5) -> tuple[float, float]:
+    """Mean over repeats of the ECE and the Brier score of out-of-fold calibrated scores on dev."""
+    gen, eces, briers = np.random.default_rng(0), [], []
+    for _ in range(repeats):
+        order = gen.permutation(len(dev))
+        scores, right = [], []
+        for held in np.array_split(order, folds):
+            held_set = set(held.tolist())
+            fitted = method([dev[k] for k in range(len(dev)) if k not in held_set])
+            scores += [fitted(dev[k]) for k in held]
+            right += [dev[k][1] for k in held]
+        eces.append(expected_calibration_error(scores, right))
+        briers.append(float(np.mean((np.array(scores) - np.array(right, float)) ** 2)))
+    return float(np.mean(eces)), float(np.mean(briers))
+
+
+def compare(dev: list[Record], test: list[Record]) -> dict[str, dict[str, float]]:
+    """Each method's dev cross-validated ECE and Brier score, and its test ECE and Brier score when
+    fitted on all of dev."""
+    right = np.array([r[1] for r in test], float)
+    rows = {"raw": {"test_ece": expected_calibration_error([r[0] for r in test], list(right.astype(bool))),
+                    "test_brier": float(np.mean((np.array([r[0] for r in test]) - right) ** 2))}}
+    for name, method in METHODS.items():
+        fitted = method(dev)
+        scores = np.array([fitted(r) for r in test])
+        cv_ece, cv_brier = cross_validated(method, dev)
+        rows[name] = {"dev_cv_ece": cv_ece, "dev_cv_brier": cv_brier,
+                      "test_ece": expected_calibration_error(list(scores), list(right.astype(bool))),
+                      "test_brier": float(np.mean((scores - right) ** 2)),
+                      "test_ece_floor": ece_sampling_floor(list(scores))}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, type=Path, help="run directory (its known_mentions.json is used)")
+    parser.add_argument("--level", choices=["sentence", "article"], default="sentence")
+    parser.add_argument("--out", type=Path, help="write the table as JSON")
+    args = parser.parse_args()
+    extractor = NewsExtractor.from_pretrained(args.model)
+    # Temperatures only: the maps compared here replace the run's own.
+    extractor.set_calibration({k: v for k, v in extractor.calibration.items() if k.endswith("temperature")})
+    data = extractor.settings["config"]["data"]
+    split = {s: records(extractor, Path(data["root"]) / data[s], data["format"], args.level) for s in ("dev", "test")}
+    result = {"model": str(args.model), "level": args.level, **provenance()}
+    for kind in ("entities", "relations"):
+        if not split["dev"][kind]:
+            continue
+        result[kind] = {"dev": len(split["dev"][kind]), "test": len(split["test"][kind]),
+                        "methods": compare(split["dev"][kind], split["test"][kind])}
+        print(f"{kind}: {result[kind]['dev']} dev, {result[kind]['test']} test extractions")
+        print(f"  {'method':<20}{'dev CV ECE':>12}{'dev CV Brier':>14}{'test ECE':>10}{'floor':>8}{'test Brier':>12}")
+        for name, row in result[kind]["methods"].items():
+            print(f"  {name:<20}{row.get('dev_cv_ece', float('nan')):>12.4f}{row.get('dev_cv_brier', float('nan')):>14.4f}"
+                  f"{row['test_ece']:>10.4f}{row.get('test_ece_floor', float('nan')):>8.4f}{row['test_brier']:>12.4f}")
+    if args.out:
+        write_json(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
