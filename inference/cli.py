@@ -1,16 +1,41 @@
-"""`python -m inference predict`: entities of articles as JSON, one object per article."""
+"""`python -m inference predict|serve`: entities and relations of articles as JSON lines or HTML
+pages; the same over HTTP."""
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
+from html import escape
 from pathlib import Path
+from typing import ContextManager, TextIO
+
+from tqdm import tqdm
 
 from .extractor import NewsExtractor, RunDirectoryError
+from .schema import Article
+
+
+def expand_inputs(paths: list[str]) -> list[str]:
+    """Files as given ('-' is standard input); a folder stands for its *.txt and *.jsonl files, recursively, sorted."""
+    out = []
+    for name in paths or ["-"]:
+        folder = Path(name)
+        if name != "-" and folder.is_dir():
+            found = sorted(str(f) for f in folder.rglob("*") if f.suffix in (".txt", ".jsonl") and f.is_file())
+            if not found:
+                raise ValueError(f"{name}: the folder holds no .txt or .jsonl files")
+            out += found
+        else:
+            out.append(name)
+    return out
 
 
 def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
-    """(id, text) pairs from files (or '-' for standard input); JSONL lines carry {"id", "text"}."""
+    """(id, text) pairs from files (or '-' for standard input); JSONL lines (files named *.jsonl, or
+    all inputs with `jsonl`) carry {"id", "text"}."""
     items = []
     for name in paths or ["-"]:
         try:
@@ -22,7 +47,7 @@ def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
         except UnicodeDecodeError as err:
             line = raw[: err.start].count(b"\n") + 1
             raise ValueError(f"{name}:{line}: not valid UTF-8 (byte {err.start})") from None
-        if not jsonl:
+        if not (jsonl or name.endswith(".jsonl")):
             items.append(("stdin" if name == "-" else name, content))
             continue
         for n, line in enumerate(content.splitlines(), start=1):
@@ -51,28 +76,90 @@ def min_score_arg(value: str) -> float | str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("predict", help="print the entities of each article as JSON")
+    p = commands.add_parser("predict", help="entities and relations of each article as JSON lines or HTML")
     p.add_argument("--model", required=True, type=Path, help="run directory written by `python -m training train`")
-    p.add_argument("inputs", nargs="*", help="text files, or - for standard input (default)")
-    p.add_argument("--jsonl", action="store_true", help="inputs are JSON lines {\"id\", \"text\"}; output one line per article")
+    p.add_argument("inputs", nargs="*", help="text files, *.jsonl files, folders of them, or - for standard input (default)")
+    p.add_argument("--jsonl", action="store_true", help="read every input as JSON lines {\"id\", \"text\"} (files named *.jsonl always are)")
+    p.add_argument("--format", choices=["jsonl", "html"], default="jsonl",
+                   help="jsonl: one JSON object per article; html: pages with the entities highlighted and relations drawn")
+    p.add_argument("--out", type=Path, help="output file (default: standard output); with --format html, "
+                   "a name ending .html gets one page for all articles, any other a folder with a page per article")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--min-score", type=min_score_arg, metavar="S|run",
                    help='leave out entities and relations scoring under S (0..1), or under the per-type thresholds the run stores ("run")')
+    s = commands.add_parser("serve", help="serve the run over HTTP (POST /extract, GET /health, /model, /docs)")
+    s.add_argument("--model", required=True, type=Path, help="run directory written by `python -m training train`")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-articles", type=int, default=64, help="articles per request")
+    s.add_argument("--max-chars", type=int, default=200_000, help="characters per article")
+    s.add_argument("--max-body-bytes", type=int, default=2_000_000, help="request body size")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take (then 504)")
+    s.add_argument("--max-batch", type=int, default=32, help="texts gathered from concurrent requests into one model call")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve_command(args)
     try:
-        items = read_inputs(args.inputs, args.jsonl)
+        items = read_inputs(expand_inputs(args.inputs), args.jsonl)
         extractor = NewsExtractor.from_pretrained(args.model)
+        if args.format == "html":
+            write_html(list(predict(extractor, items, args.batch_size, args.min_score)), args.out, extractor.entity_labels)
+        else:
+            with open_output(args.out) as out:
+                for article in predict(extractor, items, args.batch_size, args.min_score):
+                    out.write(json.dumps(article.to_dict(), ensure_ascii=False) + "\n")
+    except (ValueError, OSError, RunDirectoryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def predict(extractor: NewsExtractor, items: list[tuple[str, str]], batch_size: int, min_score: float | str | None) -> Iterator[Article]:
+    """Articles of (id, text) items in input order, a batch at a time, with a progress bar on standard error."""
+    with tqdm(total=len(items), unit="article", file=sys.stderr, disable=None) as bar:
+        for k in range(0, len(items), batch_size):
+            chunk = items[k : k + batch_size]
+            yield from extractor.extract_many([t for _, t in chunk], batch_size, [i for i, _ in chunk], min_score)
+            bar.update(len(chunk))
+
+
+def open_output(path: Path | None) -> ContextManager[TextIO]:
+    """The output file (parent folders made), or standard output, left open."""
+    if path is None:
+        return nullcontext(sys.stdout)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("w", encoding="utf-8")
+
+
+def write_html(articles: list[Article], out: Path | None, labels: list[str]) -> None:
+    """One page for all articles (standard output, or OUT.html), or a folder with a page per article and an index."""
+    from .render import page, render_articles
+
+    if out is None or out.suffix == ".html":
+        title = articles[0].id if len(articles) == 1 else f"{len(articles)} articles"
+        with open_output(out) as f:
+            f.write(render_articles(articles, title, labels))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    index = []
+    for k, article in enumerate(articles, start=1):
+        name = f"{k:04d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', article.id.rsplit('/', 1)[-1])[:60]}.html"  # index first: unique
+        (out / name).write_text(render_articles([article], article.id, labels), encoding="utf-8")
+        index.append(f'<li><a href="{escape(name)}">{escape(article.id)}</a>: '
+                     f"{len(article.entities)} entities, {len(article.relations)} relations</li>")
+    (out / "index.html").write_text(page(f"{len(articles)} articles", f"<ul>{''.join(index)}</ul>", labels), encoding="utf-8")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Load the run and serve it until interrupted (server imports only for this command)."""
+    from .server import ServerLimits, serve
+
+    try:
+        limits = ServerLimits(max_body_bytes=args.max_body_bytes, max_articles=args.max_articles, max_chars=args.max_chars,
+                          timeout_s=args.timeout, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+        serve(args.model, args.host, args.port, limits)
     except (ValueError, RunDirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    try:
-        articles = extractor.extract_many(
-            [t for _, t in items], batch_size=args.batch_size, ids=[i for i, _ in items], min_score=args.min_score
-        )
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for article in articles:
-        obj = article.to_dict()
-        print(json.dumps(obj, ensure_ascii=False) if args.jsonl else json.dumps(obj, ensure_ascii=False, indent=2))
     return 0

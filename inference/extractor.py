@@ -139,11 +139,7 @@ class NewsExtractor:
             for e in article.entities if entity_maps else []:
                 e.score = apply_platt(e.score, entity_maps.get(self.mention_group(e.text, e.label), entity_maps["all"]))
             if floor is not None:
-                article.entities = [e for e in article.entities if e.score >= floor(e.label)]
-                kept = {e.id for e in article.entities}
-                article.relations = [
-                    r for r in article.relations if r.score >= floor(r.label) and r.head in kept and r.tail in kept
-                ]
+                keep_confident(article, floor)
         return articles
 
     def mention_group(self, text: str, label: str) -> str:
@@ -195,6 +191,16 @@ def known_mentions_json(mentions: dict[str, set[str]]) -> str:
     """The content of `known_mentions.json`."""
     payload = {"key": "lower case, spaces collapsed", "mentions": {label: sorted(names) for label, names in sorted(mentions.items())}}
     return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+
+
+def keep_confident(article: Article, floor: Callable[[str], float]) -> Article:
+    """Leave out the article's entities and relations scoring under their label's floor
+    (`NewsExtractor.score_floor`), and the relations of entities left out (in place; the article
+    is returned for convenience)."""
+    article.entities = [e for e in article.entities if e.score >= floor(e.label)]
+    kept = {e.id for e in article.entities}
+    article.relations = [r for r in article.relations if r.score >= floor(r.label) and r.head in kept and r.tail in kept]
+    return article
 
 
 def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:

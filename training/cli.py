@@ -14,6 +14,7 @@ from inference.extractor import RunDirectoryError, read_settings
 from .config import ConfigError, load_config
 from .corpora import DataMissing, data_root
 from .evaluate import evaluate_run, format_report, write_json
+from .model_card import write_model_card
 from .readers import FORMATS, ReaderError, read_documents
 
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="score on a corpus with other labels, e.g. Peop=PER,Org=ORG,Loc=LOC (unmapped labels are left out)")
     e.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
     e.add_argument("--plots", type=Path, metavar="DIR", help="write reliability diagrams (PNG) into DIR")
+    e.add_argument("--report", type=Path, metavar="DIR",
+                   help="write an HTML and markdown report (tables, confusion matrix, plots, error examples) into DIR")
     e.add_argument("--batch-size", type=int, default=32)
 
     c = commands.add_parser("calibrate", help="fit a run's score calibration (default: on its dev split)")
@@ -91,6 +94,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         write_atomically(args.model / MENTIONS_FILE, known_mentions_json(extractor.known_mentions))
     fitted = {**fit_calibration(extractor, documents, target), "fitted_on": str(data)}  # whole documents, as in training
     write_atomically(args.model / SETTINGS_FILE, json.dumps({**extractor.settings, "calibration": fitted}, indent=2) + "\n")
+    write_model_card(args.model)  # new calibration; test figures return with the next evaluate
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))
     print(f"calibration fitted on {data}: {temperatures}; score maps for "
           + " and ".join(k.split("_")[0] for k in fitted if k.endswith("platt")))
@@ -118,10 +122,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
         if any(not a or not sep or not b for a, sep, b in pairs):
             raise ValueError(f"--label-map {args.label_map!r}: expected FROM=TO pairs separated by commas")
         label_map = {a.strip(): b.strip() for a, _, b in pairs}
-    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size, label_map, args.plots)
+    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size, label_map, args.plots, args.report)
     for level, result in (metrics.get("levels") or {metrics["level"]: metrics}).items():
         print(format_report(result, f"{level} level, {data}"), end="\n\n")
     out = args.out or args.model / "metrics.json"
     write_json(metrics, out)
     print(f"metrics written to {out}")
+    if args.out is None and args.data is None and label_map is None:  # the run's own metrics: its model card gets them
+        print(f"model card refreshed: {write_model_card(args.model, metrics)}")
+    if args.report:
+        print(f"report written to {args.report}")
     return 0

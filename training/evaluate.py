@@ -49,18 +49,39 @@ def tag_sequences(extractor: NewsExtractor, documents: list[Document], predictio
     return gold, pred
 
 
+@dataclass
+class Evaluation:
+    """The metrics of one evaluation and what they were computed from (for plots and the report)."""
+
+    metrics: dict[str, Any]
+    documents: list[Document]  # as scored (label_map applied)
+    articles: list[Article]
+    outcomes: dict[str, Outcomes] = field(default_factory=dict)  # calibrated scores
+    raw_outcomes: dict[str, Outcomes] = field(default_factory=dict)
+    symmetric: list[str] = field(default_factory=list)
+
+
 def evaluate_documents(
     extractor: NewsExtractor,
     documents: list[Document],
     batch_size: int = 32,
     calibration: bool = False,
     label_map: dict[str, str] | None = None,
-    plot: Path | None = None,
 ) -> dict[str, Any]:
+    """The metrics of `evaluate` (dev scoring during training needs only these)."""
+    return evaluate(extractor, documents, batch_size, calibration, label_map).metrics
+
+
+def evaluate(
+    extractor: NewsExtractor,
+    documents: list[Document],
+    batch_size: int = 32,
+    calibration: bool = False,
+    label_map: dict[str, str] | None = None,
+) -> Evaluation:
     """Entity (and relation) scores of the extractor on documents, each fed as one raw text;
-    with `calibration`, also what its scores are worth: risk-coverage tables and the calibration
-    error, calibrated and raw, and with `plot` their reliability diagram as a PNG. (Dev scoring
-    during training needs only the F1.)
+    with `calibration`, also what its scores are worth (risk-coverage tables and the calibration
+    error, calibrated and raw) and the entity-type confusion matrix.
 
     `label_map` scores a model on a corpus with other labels (out of domain): predicted entity
     labels are renamed by it and those it lacks dropped, gold entities of labels outside its
@@ -87,7 +108,9 @@ def evaluate_documents(
     symmetric = extractor.relation_tagger.schema.symmetric if with_relations else []
     if with_relations:
         result["relations"] = evaluate_relations(extractor, documents, articles)
+    evaluation = Evaluation(result, documents, articles, symmetric=symmetric)
     if calibration:
+        result["ner"]["confusion"] = type_confusion(documents, articles)
         outcomes = score_outcomes(documents, articles, symmetric)
         # Exact-match precision/recall by score threshold: what a user gets from min_score.
         gold_entities_total = sum(len(set(label_spans(d.entities))) for d in documents)
@@ -111,12 +134,31 @@ def evaluate_documents(
             result["calibration"]["run_thresholds"] = {
                 kind: kept_by_floor(outcomes[kind], floor, gold_counts[kind]) for kind in ("entities", "relations") if outcomes[kind].scores
             }
-        if plot is not None:
-            from .plots import reliability_diagram  # matplotlib only when a plot is asked for
+        evaluation.outcomes, evaluation.raw_outcomes = outcomes, raw
+    return evaluation
 
-            curves = {f"{kind}, {name}": (o[kind].scores, o[kind].correct) for name, o in (("raw", raw), ("calibrated", outcomes)) for kind in o if o[kind].scores}
-            reliability_diagram(curves, plot, f"reliability, {len(documents)} documents")
-    return result
+
+MISSED, SPURIOUS = "(missed)", "(spurious)"
+
+
+def type_confusion(documents: list[Document], articles: list[Article]) -> dict[str, dict[str, int]]:
+    """Gold type -> predicted type -> count over spans whose boundaries match exactly; a gold span
+    no prediction matches counts under MISSED, a prediction matching no gold span as SPURIOUS."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(gold: str, predicted: str) -> None:
+        row = counts.setdefault(gold, {})
+        row[predicted] = row.get(predicted, 0) + 1
+
+    for doc, article in zip(documents, articles):
+        gold = {(s, e): label for s, e, label in label_spans(doc.entities)}
+        predicted = {(s, e): label for s, e, label in label_spans(article.entities)}
+        for span, label in gold.items():
+            add(label, predicted.get(span, MISSED))
+        for span, label in predicted.items():
+            if span not in gold:
+                add(SPURIOUS, label)
+    return counts
 
 
 def gold_entities(tagger: RelationTagger, documents: list[Document]) -> tuple[list[list[Entity]], list[list[Relation]]]:
@@ -348,15 +390,22 @@ def evaluate_run(
     batch_size: int = 32,
     label_map: dict[str, str] | None = None,
     plots: Path | None = None,
+    report: Path | None = None,
 ) -> dict[str, Any]:
     """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`;
-    with `plots`, a reliability diagram per level in that folder."""
+    with `plots`, a reliability diagram per level in that folder; with `report`, an HTML and
+    markdown report per level (training.report) in that one."""
     extractor = NewsExtractor.from_pretrained(model_dir)
-    results = {}
+    results, evaluations = {}, {}
     for level in levels:
         docs = sentence_documents(documents) if level == "sentence" else documents
-        plot = plots / f"reliability_{level}.png" if plots else None
-        results[level] = evaluate_documents(extractor, docs, batch_size, calibration=True, label_map=label_map, plot=plot)
+        evaluations[level] = evaluate(extractor, docs, batch_size, calibration=True, label_map=label_map)
+        results[level] = evaluations[level].metrics
+        if plots is not None:
+            from .plots import reliability_diagram  # matplotlib only when a plot is asked for
+
+            reliability_diagram(reliability_curves(evaluations[level]), plots / f"reliability_{level}.png",
+                                f"reliability, {len(docs)} documents")
     first = levels[0]
     metrics = {
         **results[first],
@@ -371,7 +420,18 @@ def evaluate_run(
     }
     if len(levels) > 1:
         metrics["levels"] = results
+    if report is not None:
+        from .report import write_report  # matplotlib only when a report is asked for
+
+        for level, evaluation in evaluations.items():
+            write_report(report, level, evaluation, {k: metrics[k] for k in ("model", "data", "encoder", "commit", "machine", "date")})
     return metrics
+
+
+def reliability_curves(evaluation: Evaluation) -> dict[str, tuple[list[float], list[bool]]]:
+    """(scores, correct) of entities and relations, raw and calibrated, for the reliability diagram."""
+    pairs = (("raw", evaluation.raw_outcomes), ("calibrated", evaluation.outcomes))
+    return {f"{kind}, {name}": (o[kind].scores, o[kind].correct) for name, o in pairs for kind in o if o[kind].scores}
 
 
 def write_json(obj: Any, path: Path) -> None:

@@ -24,6 +24,7 @@ from inference.windows import WindowSpec
 from .config import Config
 from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
+from .model_card import write_model_card
 from .train_ner import train_ner
 from .train_relations import train_relations
 
@@ -109,6 +110,7 @@ def write_run(
         relations[1].save_pretrained(staging / "relations")
     (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     (staging / MENTIONS_FILE).write_text(known_mentions_json(mentions), encoding="utf-8")
+    write_model_card(staging)
     if output.exists():
         shutil.rmtree(output)
     staging.rename(output)
