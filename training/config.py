@@ -80,6 +80,7 @@ class Config:
     seed: int = 13
     output: str | None = None  # default runs/<name>
     mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})  # for accelerate
+    checkpoint_steps: int = 200  # save a training checkpoint every this many steps (and at each epoch end)
     ner: NerConfig = field(default_factory=NerConfig)
     relations: RelationConfig | None = None  # absent: entities only
 

@@ -20,6 +20,7 @@ from inference.relations import RelationTagger
 from inference.schema import sentence_documents
 from inference.windows import WindowSpec
 
+from .checkpoint import Checkpoints, fingerprint
 from .config import Config
 from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
@@ -27,8 +28,9 @@ from .train_ner import train_ner
 from .train_relations import train_relations
 
 
-def train(config: Config) -> Path:
-    """Train what the config asks for; return the run directory."""
+def train(config: Config, resume: bool = False) -> Path:
+    """Train what the config asks for; return the run directory. Checkpoints are kept beside it
+    while training (training/checkpoint.py); `resume` continues from them."""
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     check_data(config.data)
@@ -39,20 +41,21 @@ def train(config: Config) -> Path:
     if unseen:
         raise ValueError(f"{config.data.path('dev')}: entity types {unseen} never occur in the training split")
     settings = run_settings(config, entity_types)
+    output = config.output_dir()
+    checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
 
     ner_docs = {"sentence": train_docs, "article": articles, "both": train_docs + articles}[config.ner.context]
-    ner_model, tokenizer, ner_result = train_ner(config, accelerator, ner_docs, dev_docs, entity_types, settings)
+    ner_model, tokenizer, ner_result = train_ner(config, accelerator, ner_docs, dev_docs, entity_types, settings, checkpoints)
     settings["training"] = {"ner": ner_result.to_dict()}
     relations = None
     if config.relations is not None:
         rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
-            config, accelerator, train_docs, dev_docs, entity_types
+            config, accelerator, train_docs, dev_docs, entity_types, checkpoints
         )
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
         relations = (rel_model, rel_tokenizer)
 
-    output = config.output_dir()
     if accelerator.is_main_process:
         extractor = NewsExtractor(
             NerTagger(ner_model, tokenizer, WindowSpec(config.ner.max_length, config.ner.stride), config.ner.casing),
@@ -61,8 +64,22 @@ def train(config: Config) -> Path:
         )
         settings["calibration"] = {**fit_calibration(extractor, dev_docs), "fitted_on": str(config.data.path("dev"))}
         write_run(output, (ner_model, tokenizer), relations, settings)
+        checkpoints.clear()
     accelerator.wait_for_everyone()
     return output
+
+
+def run_checkpoints(output: Path, config: Config, settings: dict[str, Any], is_main: bool, resume: bool) -> Checkpoints:
+    """The checkpoints of a run: resumed from (`resume`, they must exist) or cleared for a fresh start.
+
+    They belong to the config and data digests, less `checkpoint_steps` (it changes no result)."""
+    same_run = fingerprint({k: v for k, v in settings["config"].items() if k != "checkpoint_steps"}, settings["data"])
+    checkpoints = Checkpoints(Checkpoints.for_run(output), config.checkpoint_steps, same_run, is_main)
+    if resume and not checkpoints.exists():
+        raise ValueError(f"--resume: no checkpoint in {checkpoints.root}; train without --resume to start")
+    if not resume:
+        checkpoints.clear()
+    return checkpoints
 
 
 def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
