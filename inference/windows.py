@@ -125,13 +125,15 @@ def make_windows(tokens: TokenizedText, spec: WindowSpec, text_index: int = 0) -
     def is_word_start(t: int) -> bool:
         return t == 0 or t == n or tokens.word_ids[t] != tokens.word_ids[t - 1]
 
-    windows = []
+    windows: list[Window] = []
     start = 0
     while True:
         end = min(start + body, n)
         if end < n:
-            # End on a word boundary unless one word fills the whole window.
-            boundary = next((e for e in range(end, start + body // 2, -1) if is_word_start(e)), None)
+            # End on a word boundary unless one word fills the whole window; always beyond the
+            # previous window's end, so that every window reads tokens no earlier one reached.
+            floor = max(start + body // 2, windows[-1].end if windows else 0)
+            boundary = next((e for e in range(end, floor, -1) if is_word_start(e)), None)
             end = boundary if boundary is not None else end
         windows.append(Window(text_index, start, end))
         if end == n:
