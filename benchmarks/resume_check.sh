@@ -11,7 +11,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ARGS=(--config configs/conll04.yaml --data-root "$DATA" --set ner.epochs=2 --set relations.epochs=2 --set checkpoint_steps=25)
 OUT=runs/resume-check
 rm -rf "$OUT" && mkdir -p "$OUT"
-echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +dirty), $(date -u +%FT%TZ), $(nproc) CPUs"
+echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +dirty), $(date -u +%FT%TZ), $(nproc --all) CPUs"
 
 start=$(date +%s)
 $PY -m training train "${ARGS[@]}" --output "$OUT/uninterrupted" || exit 1
