@@ -17,7 +17,7 @@ from accelerate.utils import set_seed
 from inference.extractor import SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor
 from inference.ner import NerTagger
 from inference.relations import RelationTagger
-from inference.schema import sentence_documents
+from inference.schema import Document, sentence_documents
 from inference.windows import WindowSpec
 
 from .checkpoint import Checkpoints, fingerprint
@@ -37,9 +37,7 @@ def train(config: Config, resume: bool = False) -> Path:
     articles = load_split(config.data, "train")
     train_docs, dev_docs = sentence_documents(articles), sentence_documents(load_split(config.data, "dev"))
     entity_types = sorted({e.label for d in train_docs for e in d.entities})
-    unseen = sorted({e.label for d in dev_docs for e in d.entities} - set(entity_types))
-    if unseen:
-        raise ValueError(f"{config.data.path('dev')}: entity types {unseen} never occur in the training split")
+    check_dev_labels(config, train_docs, dev_docs)
     settings = run_settings(config, entity_types)
     output = config.output_dir()
     checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
@@ -82,6 +80,24 @@ def run_checkpoints(output: Path, config: Config, settings: dict[str, Any], is_m
     return checkpoints
 
 
+def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[Document]) -> None:
+    """Every entity type and relation label of the dev split must occur in training: a model
+    cannot predict a label it never saw, and early stopping would chase it."""
+    kinds = (
+        ("entity type", lambda d: [e.label for e in d.entities]),
+        ("relation label", lambda d: [r.label for r in d.relations] if config.relations is not None else []),
+    )
+    for kind, labels_of in kinds:
+        known = {label for d in train_docs for label in labels_of(d)}
+        for doc in dev_docs:
+            unseen = sorted(set(labels_of(doc)) - known)
+            if unseen:
+                raise ValueError(
+                    f"{config.data.path('dev')}: document {doc.id!r} has the {kind} {unseen[0]!r}, which never occurs in "
+                    f"the training split {config.data.path('train')} (known: {', '.join(sorted(known))})"
+                )
+
+
 def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
     """The content of extractor.json (training results and the relation schema are added later)."""
     return {
@@ -108,6 +124,10 @@ def write_run(output: Path, ner: tuple[Any, Any], relations: tuple[Any, Any] | N
         relations[0].save(staging / "relations")
         relations[1].save_pretrained(staging / "relations")
     (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    # Swap: the old run steps aside in one rename, the new one takes its place in another.
+    retired = output.with_name(f".{output.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
     if output.exists():
-        shutil.rmtree(output)
+        output.rename(retired)
     staging.rename(output)
+    shutil.rmtree(retired, ignore_errors=True)
