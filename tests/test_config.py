@@ -90,3 +90,15 @@ def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Pa
 def yaml_value(path: Path, key: str) -> str:
     """A top-level or nested scalar of a YAML file, by key name."""
     return next(line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if line.strip().startswith(f"{key}:"))
+
+
+def test_evaluating_on_labels_the_run_does_not_know_names_file_document_and_the_fix(tiny_run: Path, tmp_path: Path, capsys):
+    import json
+
+    from training.cli import main
+
+    data = tmp_path / "other.jsonl"
+    data.write_text(json.dumps({"id": "a7", "text": "John Smith", "entities": [{"start": 0, "end": 10, "label": "PER"}]}) + "\n")
+    assert main(["evaluate", "--model", str(tiny_run), "--data", str(data), "--format", "jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: document 'a7' has the entity type 'PER', unknown to the run" in err and "--label-map" in err

@@ -300,6 +300,15 @@ def evaluate_run(
     """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`;
     with `plots`, a reliability diagram per level in that folder."""
     extractor = NewsExtractor.from_pretrained(model_dir)
+    if label_map is None:
+        known = set(extractor.entity_labels)
+        for doc in documents:
+            unknown = sorted({e.label for e in doc.entities} - known)
+            if unknown:
+                raise ValueError(
+                    f"{data}: document {doc.id!r} has the entity type {unknown[0]!r}, unknown to the run {model_dir} "
+                    f"({', '.join(sorted(known))}); score it with --label-map FROM=TO,..."
+                )
     results = {}
     for level in levels:
         docs = sentence_documents(documents) if level == "sentence" else documents
