@@ -46,6 +46,7 @@ def train_ner(
         id2label=dict(enumerate(labels)),
         label2id=label2id,
         dtype=torch.float32,
+        use_safetensors=True,
         ignore_mismatched_sizes=True,  # an encoder that is a trained NER model brings a head for other labels
     )
     if config.ner.casing:

@@ -61,7 +61,7 @@ def train_relations(
         f"relations: {len(features)} segments, {pairs} candidate pairs, {positives} related; "
         f"{unreachable} of {sum(len(d.relations) for d in train_docs)} training relations reach no candidate pair"
     )
-    encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32)
+    encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32, use_safetensors=True)
     if config.ner.casing:
         enable_shape_embeddings(encoder)
     model = RelationModel(encoder, len(schema.labels) + 1, rc.dropout)
