@@ -54,12 +54,15 @@ def test_round_trip_continues_exactly(tmp_path: Path):
 def test_only_the_latest_complete_checkpoint_counts(tmp_path: Path):
     model, optimizer, scheduler = setup(0)
     checkpoints = Checkpoints(tmp_path / "ck", every=1, fingerprint="abc")
-    checkpoints.save("ner", LoopState(step=1, batches=1), model, None, optimizer, scheduler)
-    checkpoints.save("ner", LoopState(step=2, batches=2), model, None, optimizer, scheduler)
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    checkpoints.save("ner", LoopState(step=1, batches=1, best=0.5), model, best, optimizer, scheduler)
+    train_steps(model, optimizer, scheduler, 1)  # the best weights stay those of step 1: shared, not rewritten
+    checkpoints.save("ner", LoopState(step=2, batches=2, best=0.5), model, best, optimizer, scheduler)
     stage = tmp_path / "ck" / "ner"
     assert sorted(p.name for p in stage.iterdir()) == ["epoch001-batch000002", "latest.json"], "older ones removed"
     (stage / ".epoch001-batch000003.partial").mkdir()  # a save that died half-way
-    assert checkpoints.load("ner", *setup(0))[0].step == 2
+    state, restored_best, _ = checkpoints.load("ner", *setup(0))
+    assert state.step == 2 and all(torch.equal(best[k], restored_best[k]) for k in best)
     assert checkpoints.load("relations", *setup(0)) is None and checkpoints.exists()
     checkpoints.clear()
     assert not (tmp_path / "ck").exists()

@@ -174,8 +174,12 @@ class Checkpoints:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         _save_tensors(model.state_dict(), staging / "model.safetensors")
+        previous = self._latest(stage)
         if best_state is not None:
-            _save_tensors(best_state, staging / "best.safetensors")
+            if previous is not None and previous[1]["loop"]["best"] == state.best and (previous[0] / "best.safetensors").is_file():
+                os.link(previous[0] / "best.safetensors", staging / "best.safetensors")  # unchanged since: share it
+            else:
+                _save_tensors(best_state, staging / "best.safetensors")
         tensors, optimizer_rest = _optimizer_parts(optimizer.state_dict())
         _save_tensors(tensors, staging / "optimizer.safetensors")
         record = {
@@ -196,6 +200,14 @@ class Checkpoints:
             if old.is_dir() and old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
 
+    def _latest(self, stage: str) -> tuple[Path, dict[str, Any]] | None:
+        """The latest checkpoint folder of `stage` and its state.json, or None."""
+        pointer = self.root / stage / LATEST
+        if not pointer.is_file():
+            return None
+        folder = self.root / stage / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+        return folder, json.loads((folder / "state.json").read_text(encoding="utf-8"))
+
     def load(
         self, stage: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
     ) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict[str, Any]] | None:
@@ -207,8 +219,7 @@ class Checkpoints:
         if not pointer.is_file():
             return None
         try:
-            folder = self.root / stage / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-            record = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+            folder, record = self._latest(stage)  # type: ignore[misc]  # the pointer exists
             if record["fingerprint"] != self.fingerprint:
                 raise CheckpointError(
                     f"{folder}: written for another config or data (fingerprint {record['fingerprint']}, "
