@@ -75,7 +75,9 @@ def run_checkpoints(output: Path, config: Config, settings: dict[str, Any], is_m
     checkpoints = Checkpoints(Checkpoints.for_run(output), config.checkpoint_steps, same_run, is_main)
     if resume and not checkpoints.exists():
         raise ValueError(f"--resume: no checkpoint in {checkpoints.root}; train without --resume to start")
-    if not resume:
+    if not resume and checkpoints.exists():
+        if is_main:
+            print(f"starting afresh: removing the checkpoints of an earlier run in {checkpoints.root} (--resume continues it)")
         checkpoints.clear()
     return checkpoints
 
