@@ -32,6 +32,8 @@ def expand_inputs(paths: list[str]) -> list[str]:
             out.append(name)
     return out
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON can escape them; they are not text and cannot be printed
+
 
 def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
     """(id, text) pairs from files (or '-' for standard input); JSONL lines (files named *.jsonl, or
@@ -46,11 +48,15 @@ def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
             content = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             line = raw[: err.start].count(b"\n") + 1
-            raise ValueError(f"{name}:{line}: not valid UTF-8 (byte {err.start})") from None
+            raise ValueError(
+                f"{name}:{line}: not valid UTF-8 (byte offset {err.start}, 0x{raw[err.start]:02x}); "
+                "inputs must be UTF-8, convert it first (e.g. iconv -f latin1 -t utf-8)"
+            ) from None
         if not (jsonl or name.endswith(".jsonl")):
             items.append(("stdin" if name == "-" else name, content))
             continue
-        for n, line in enumerate(content.splitlines(), start=1):
+        # Lines end at \n only: U+2028, U+0085 and the like may stand unescaped inside a JSON string.
+        for n, line in enumerate(content.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -59,7 +65,12 @@ def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
                 raise ValueError(f"{name}:{n}: invalid JSON ({err.msg})") from None
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 raise ValueError(f"{name}:{n}: expected an object with a string field 'text'")
-            items.append((str(obj.get("id", f"{name}:{n}")), obj["text"]))
+            item = (str(obj.get("id", f"{name}:{n}")), obj["text"])
+            for field, value in zip(("id", "text"), item):
+                bad = _SURROGATE.search(value)
+                if bad:
+                    raise ValueError(f"{name}:{n}: {field!r} holds a lone surrogate escape at character {bad.start()}: not Unicode text")
+            items.append(item)
     return items
 
 

@@ -29,18 +29,29 @@ def cache_dir() -> Path:
 
 
 def resolve_encoder(name: str) -> Path:
-    """The local directory of encoder `name` (`minilm`, `mpnet` or a path to a model directory)."""
+    """The local directory of encoder `name` (`minilm`, `mpnet` or a path to a model directory);
+    it must hold safetensors weights (pickle weights are never loaded)."""
     if name == "minilm":
-        return _minilm_dir()
+        return _with_safetensors(_minilm_dir())
     if name == "mpnet":
-        return _mpnet_dir()
+        return _with_safetensors(_mpnet_dir())
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
-        return path
+        return _with_safetensors(path)
     raise EncoderNotFound(
         f"unknown encoder {name!r}: use one of {', '.join(ENCODERS)} or a directory holding a Hugging Face "
         "model (config.json, weights and tokenizer files)"
     )
+
+
+def _with_safetensors(path: Path) -> Path:
+    if not any(path.glob("*.safetensors")):
+        pickles = ", ".join(sorted(p.name for p in path.glob("*.bin"))) or "none"
+        raise EncoderNotFound(
+            f"{path}: no *.safetensors weights (pickle weights found: {pickles}); pickle files can run code and are "
+            "never loaded: convert the model to safetensors (save_pretrained(..., safe_serialization=True))"
+        )
+    return path
 
 
 def _package_file(distribution: str, suffix: str) -> Path:

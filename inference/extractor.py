@@ -28,6 +28,10 @@ MENTIONS_FILE = "known_mentions.json"
 MinScore = float | Mapping[str, float] | str | None  # a floor for all, one per label, or "run"
 
 
+# The keys of extractor.json that loading needs, and their JSON types.
+_SETTINGS_TYPES = {"entity_labels": list, "window": dict, "encoder": str, "casing": bool}
+
+
 class RunDirectoryError(ValueError):
     """The directory is not a usable run; the message says what is wrong with it."""
 
@@ -36,6 +40,8 @@ def read_settings(run_dir: Path) -> dict[str, Any]:
     """Load and check `extractor.json` of a run directory."""
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir}: no such run directory (train one with `python -m training train`)")
+    if run_dir.name.endswith(".partial"):
+        raise RunDirectoryError(f"{run_dir}: a half-written run (training stopped while writing it); train again")
     path = run_dir / SETTINGS_FILE
     if not path.is_file():
         raise RunDirectoryError(f"{run_dir}: not a run directory, {SETTINGS_FILE} is missing")
@@ -46,9 +52,20 @@ def read_settings(run_dir: Path) -> dict[str, Any]:
     if not isinstance(settings, dict) or settings.get("schema_version") != SCHEMA_VERSION:
         found = settings.get("schema_version") if isinstance(settings, dict) else None
         raise RunDirectoryError(f"{path}: schema_version {found!r} is not supported (this code reads {SCHEMA_VERSION})")
-    for key in ("entity_labels", "window", "encoder", "casing"):
+    for key, kind in _SETTINGS_TYPES.items():
         if key not in settings:
             raise RunDirectoryError(f"{path}: the key {key!r} is missing")
+        if not isinstance(settings[key], kind):
+            raise RunDirectoryError(f"{path}: {key!r} must be {kind.__name__}, got {settings[key]!r}")
+    try:
+        WindowSpec(**settings["window"])
+        schema = RelationSchema.from_dict(settings["relations"]) if settings.get("relations") else None
+    except (TypeError, ValueError) as err:
+        raise RunDirectoryError(f"{path}: invalid window or relations settings ({err})") from None
+    if schema is not None and sorted(schema.entity_types) != sorted(settings["entity_labels"]):
+        raise RunDirectoryError(
+            f"{path}: the relation model's entity types {schema.entity_types} differ from entity_labels {settings['entity_labels']}"
+        )
     return settings
 
 
@@ -206,8 +223,10 @@ def keep_confident(article: Article, floor: Callable[[str], float]) -> Article:
 def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:
     """Tokenizer and model of one part of a run (ner/ or relations/), safetensors weights only."""
     if not (directory / "model.safetensors").is_file():
-        raise RunDirectoryError(f"{directory}: model.safetensors is missing (weights load only from safetensors)")
+        pickles = sorted(p.name for p in directory.glob("*.bin")) + sorted(p.name for p in directory.glob("*.pt*"))
+        refused = f"; {', '.join(pickles)} refused: pickle files can run code and are never loaded" if pickles else ""
+        raise RunDirectoryError(f"{directory}: model.safetensors is missing (weights load only from safetensors){refused}")
     try:
         return AutoTokenizer.from_pretrained(directory), load(directory)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise RunDirectoryError(f"{directory}: cannot load the model ({err})") from None
+    except Exception as err:  # noqa: BLE001 - corrupt JSON, truncated safetensors, shape mismatches: one clear error
+        raise RunDirectoryError(f"{directory}: cannot load the model ({type(err).__name__}: {err})") from None

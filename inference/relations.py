@@ -112,11 +112,17 @@ def build_segment(
     types: list[str],
     markers: dict[str, tuple[int, int]],
     special: tuple[int, int],
+    by_start: list[tuple[int, int]],
 ) -> Segment:
-    """Tokens [lo, hi) framed by special tokens, with typed markers around each entity inside."""
+    """Tokens [lo, hi) framed by special tokens, with typed markers around each entity inside.
+
+    `by_start`: (first token, entity index) of the entities with a token span, sorted, so that
+    only the entities starting in [lo, hi) are looked at (segments x entities would be quadratic)."""
     opens, closes = {}, {}
-    for k, span in enumerate(spans):
-        if span is not None and lo <= span[0] and span[1] <= hi:
+    first = bisect.bisect_left(by_start, (lo, -1))
+    for _, k in by_start[first : bisect.bisect_left(by_start, (hi, -1))]:
+        span = spans[k]
+        if span[1] <= hi:
             opens.setdefault(span[0], []).append(k)
             closes.setdefault(span[1], []).append(k)
     segment = Segment([special[0]], [0])
@@ -157,7 +163,8 @@ def relation_inputs(
     sentence_of = [max(0, bisect.bisect_right(starts, s) - 1) for s, _, _ in entities]
     sentence_tokens = [token_span(tokens, s, e) or (0, 0) for s, e in sentences]
     spans = [token_span(tokens, s, e) for s, e, _ in entities]
-    span_starts = sorted(s[0] for s in spans if s is not None)
+    by_start = sorted((s[0], k) for k, s in enumerate(spans) if s is not None)
+    span_starts = [start for start, _ in by_start]
     types = [t for _, _, t in entities]
     special = (tokenizer.cls_token_id, tokenizer.sep_token_id)
     budget = schema.max_length - 2
@@ -177,7 +184,7 @@ def relation_inputs(
                 continue
         if (lo, hi) not in keys:
             keys[(lo, hi)] = len(segments)
-            segments.append(build_segment(tokens, lo, hi, spans, types, markers, special))
+            segments.append(build_segment(tokens, lo, hi, spans, types, markers, special, by_start))
         segment = keys[(lo, hi)]
         if i in segments[segment].marker_index and j in segments[segment].marker_index:
             pairs.append((i, j, segment))

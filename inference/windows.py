@@ -9,12 +9,25 @@ duplicates at window edges and nothing is cut off.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerFast
 
 from .casing import word_shape
+
+
+# Characters the tokenizer would silently drop, gluing the words around them into one
+# ("John\x00Smith"), or cannot encode at all (lone surrogates, which JSON escapes and Python
+# strings can hold): replaced one for one, so offsets into the original text stay exact.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]|[\ud800-\udfff]")
+
+
+def tokenizer_text(text: str) -> str:
+    """`text` as handed to the tokenizer, of the same length: control characters, zero-width
+    spaces and BOMs become spaces (they separate words), lone surrogates U+FFFD."""
+    return _UNSAFE.sub(lambda m: "\ufffd" if "\ud800" <= m.group() <= "\udfff" else " ", text)
 
 
 @dataclass(frozen=True)
@@ -66,13 +79,15 @@ class Window:
 
 
 def tokenize(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[TokenizedText]:
-    """Tokenize whole texts (no truncation, no special tokens) keeping offsets and words."""
+    """Tokenize whole texts (no truncation, no special tokens) keeping offsets and words.
+
+    Offsets index the texts as given; see `tokenizer_text` for the characters read as spaces."""
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("a fast (Rust) tokenizer is required: character offsets come from it")
     if not texts:
         return []
     enc = tokenizer(
-        texts,
+        [tokenizer_text(t) for t in texts],
         add_special_tokens=False,
         return_offsets_mapping=True,
         truncation=False,
@@ -110,13 +125,15 @@ def make_windows(tokens: TokenizedText, spec: WindowSpec, text_index: int = 0) -
     def is_word_start(t: int) -> bool:
         return t == 0 or t == n or tokens.word_ids[t] != tokens.word_ids[t - 1]
 
-    windows = []
+    windows: list[Window] = []
     start = 0
     while True:
         end = min(start + body, n)
         if end < n:
-            # End on a word boundary unless one word fills the whole window.
-            boundary = next((e for e in range(end, start + body // 2, -1) if is_word_start(e)), None)
+            # End on a word boundary unless one word fills the whole window; always beyond the
+            # previous window's end, so that every window reads tokens no earlier one reached.
+            floor = max(start + body // 2, windows[-1].end if windows else 0)
+            boundary = next((e for e in range(end, floor, -1) if is_word_start(e)), None)
             end = boundary if boundary is not None else end
         windows.append(Window(text_index, start, end))
         if end == n:

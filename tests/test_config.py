@@ -42,6 +42,15 @@ def test_good_config_and_overrides(tmp_path: Path):
         (GOOD, ["ner.epochs"], "expected KEY=VALUE"),
         (GOOD, ["ner.nope=1"], "override ner.nope: unknown key 'nope'"),
         ("name: [unclosed\n", [], "c.yaml:2: invalid YAML"),
+        (GOOD + "relations: 5\n", [], "c.yaml:10: relations must be a mapping"),
+        (GOOD + "relations:\n  symmetric: [1]\n", [], "c.yaml:11: relations.symmetric[0] must be str, got 1"),
+        (GOOD.replace("epochs: 3", "epochs: true"), [], "c.yaml:8: ner.epochs must be int, got True"),
+        (GOOD.replace("epochs: 3", "epochs: 0"), [], "c.yaml:8: ner.epochs must be at least 1, got 0"),
+        (GOOD + "checkpoint_steps: 0\n", [], "c.yaml:10: checkpoint_steps must be at least 1"),
+        (GOOD + "name: y\n", [], "c.yaml:10: duplicate key 'name' (first at line 1)"),
+        (GOOD, ["nosuch.x=1"], "override nosuch: unknown key 'nosuch' in top level"),
+        (GOOD, ["ner.batch_size=-4"], "override ner.batch_size: ner.batch_size must be at least 1, got -4"),
+        ("- a\n- b\n", [], "c.yaml:1: a config is a mapping"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, overrides: list[str], message: str):
@@ -53,3 +62,43 @@ def test_errors_name_file_and_line(tmp_path: Path, text: str, overrides: list[st
 def test_shipped_configs_load():
     for path in sorted(Path("configs").glob("*.yaml")):
         assert load_config(path).name == path.stem
+
+
+@pytest.mark.parametrize("kind", ["entity type", "relation label"])
+def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Path, tmp_path: Path, capsys, kind: str):
+    import json
+
+    from training.cli import main
+
+    data = tmp_path / "data"
+    (data / "tiny").mkdir(parents=True)
+    root = Path(yaml_value(tiny_config, "root"))
+    for split in ("train", "test"):
+        (data / "tiny" / f"{split}.json").write_bytes((root / "tiny" / f"{split}.json").read_bytes())
+    dev = json.loads((root / "tiny" / "dev.json").read_text())
+    if kind == "entity type":
+        dev[1]["entities"][0]["type"] = "Misc"
+    else:
+        dev[1]["relations"][0]["type"] = "Kill"
+    (data / "tiny" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
+    assert main(["train", "--config", str(tiny_config), "--data-root", str(data), "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'tiny' / 'dev.json'}: document '1#s0' has the {kind} {'Misc' if kind == 'entity type' else 'Kill'!r}" in err
+    assert "never occurs in the training split" in err and not (tmp_path / "run").exists()
+
+
+def yaml_value(path: Path, key: str) -> str:
+    """A top-level or nested scalar of a YAML file, by key name."""
+    return next(line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if line.strip().startswith(f"{key}:"))
+
+
+def test_evaluating_on_labels_the_run_does_not_know_names_file_document_and_the_fix(tiny_run: Path, tmp_path: Path, capsys):
+    import json
+
+    from training.cli import main
+
+    data = tmp_path / "other.jsonl"
+    data.write_text(json.dumps({"id": "a7", "text": "John Smith", "entities": [{"start": 0, "end": 10, "label": "PER"}]}) + "\n")
+    assert main(["evaluate", "--model", str(tiny_run), "--data", str(data), "--format", "jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: document 'a7' has the entity type 'PER', unknown to the run" in err and "--label-map" in err

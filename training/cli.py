@@ -11,6 +11,7 @@ from pathlib import Path
 from inference.encoders import EncoderNotFound
 from inference.extractor import RunDirectoryError, read_settings
 
+from .checkpoint import TrainingInterrupted
 from .config import ConfigError, load_config
 from .corpora import DataMissing, data_root
 from .evaluate import evaluate_run, format_report, write_json
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--output", type=Path, help="run directory (default: the config's output, else runs/NAME)")
     t.add_argument("--data-root", help="folder holding the corpora (default: $NEWS_DATA_DIR, else the config's data.root)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. ner.epochs=3")
+    t.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its latest checkpoint (OUTPUT.checkpoints/), same config and --set")
 
     e = commands.add_parser("evaluate", help="score a run on annotated data (default: its config's test split)")
     e.add_argument("--model", required=True, type=Path, help="run directory")
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataMissing, ReaderError, EncoderNotFound, RunDirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:
+        print(f"error: {err}; continue with --resume", file=sys.stderr)
+        return 3
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -65,7 +71,7 @@ def train_command(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, data=data_root(config.data, args.data_root))
     if args.output:
         config = dataclasses.replace(config, output=str(args.output))
-    output = train(config)
+    output = train(config, resume=args.resume)
     print(f"run written to {output}")
     return 0
 

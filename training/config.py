@@ -37,13 +37,13 @@ class DataConfig:
 class OptimConfig:
     """How a model is fine-tuned (training/loop.py)."""
 
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int = field(default=10, metadata={"min": 1})
+    batch_size: int = field(default=32, metadata={"min": 1})
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    patience: int = 3  # epochs without a better dev F1 before stopping
-    max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+    patience: int = field(default=3, metadata={"min": 1})  # epochs without a better dev F1 before stopping
+    max_steps: int | None = field(default=None, metadata={"min": 1})  # stop after this many optimizer steps (tests, smoke runs)
 
 
 @dataclass
@@ -89,6 +89,8 @@ class Config:
     seed: int = 13
     output: str | None = None  # default runs/<name>
     mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})  # for accelerate
+    # Save a training checkpoint every this many steps and at each epoch end (training/checkpoint.py).
+    checkpoint_steps: int = field(default=200, metadata={"min": 1})
     ner: NerConfig = field(default_factory=NerConfig)
     relations: RelationConfig | None = None  # absent: entities only
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
@@ -108,7 +110,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     text = path.read_text(encoding="utf-8")
     try:
         raw = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
+        lines = _key_lines(yaml.compose(text), path)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -126,18 +128,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is not a section")
         node[leaf] = yaml.safe_load(value)
+        for k in range(1, len(parents) + 2):  # the key and any section it creates come from the override
+            lines.setdefault(".".join([*parents, leaf][:k]), 0)
         lines[key] = 0
     return _build(Config, raw, "", path, lines)
 
 
-def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    """Line number (1-based) of each dotted key in a composed YAML document."""
+def _key_lines(node: yaml.Node | None, path: Path, prefix: str = "") -> dict[str, int]:
+    """Line number (1-based) of each dotted key in a composed YAML document; a key given twice
+    in one mapping (YAML would silently keep the last) is an error."""
     out: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             dotted = f"{prefix}{key.value}"
+            if dotted in out:
+                raise ConfigError(f"{path}:{key.start_mark.line + 1}: duplicate key {dotted!r} (first at line {out[dotted]})")
             out[dotted] = key.start_mark.line + 1
-            out.update(_key_lines(value, dotted + "."))
+            out.update(_key_lines(value, path, dotted + "."))
     return out
 
 
@@ -173,9 +180,11 @@ def _build(cls: type, raw: Any, prefix: str, path: Path, lines: dict[str, int]) 
             values[name] = _build(section_type, raw[name], dotted + ".", path, lines)
         else:
             values[name] = _check(raw[name], hint, dotted, _where(path, lines, dotted))
-            choices = f.metadata.get("choices")
+            choices, minimum = f.metadata.get("choices"), f.metadata.get("min")
             if choices and values[name] not in choices:
                 raise ConfigError(f"{_where(path, lines, dotted)}: {dotted} must be one of {', '.join(choices)}, got {values[name]!r}")
+            if minimum is not None and values[name] is not None and values[name] < minimum:
+                raise ConfigError(f"{_where(path, lines, dotted)}: {dotted} must be at least {minimum}, got {values[name]!r}")
     return cls(**values)
 
 

@@ -396,6 +396,15 @@ def evaluate_run(
     with `plots`, a reliability diagram per level in that folder; with `report`, an HTML and
     markdown report per level (training.report) in that one."""
     extractor = NewsExtractor.from_pretrained(model_dir)
+    if label_map is None:
+        known = set(extractor.entity_labels)
+        for doc in documents:
+            unknown = sorted({e.label for e in doc.entities} - known)
+            if unknown:
+                raise ValueError(
+                    f"{data}: document {doc.id!r} has the entity type {unknown[0]!r}, unknown to the run {model_dir} "
+                    f"({', '.join(sorted(known))}); score it with --label-map FROM=TO,..."
+                )
     results, evaluations = {}, {}
     for level in levels:
         docs = sentence_documents(documents) if level == "sentence" else documents

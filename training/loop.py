@@ -2,7 +2,11 @@
 
 accelerate places model and batches (one CPU, one GPU, or several under `accelerate launch`);
 AdamW with linear warm-up and decay; after each epoch a dev score decides early stopping, and
-the weights of the best epoch are loaded back into the model at the end.
+the weights of the best epoch are loaded back into the model at the end. With `checkpoints`
+(training/checkpoint.py) the loop saves itself every `checkpoints.every` steps and at each
+epoch end, and continues from the latest checkpoint where there is one: in the same sampler
+order, with the batches already consumed skipped and the RNG states restored, so a resumed run
+ends with the same weights as one never interrupted.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .checkpoint import Checkpoints, LoopState, decode_bytes, encode_bytes, set_rng_states
 from .config import OptimConfig
 
 
@@ -52,12 +57,16 @@ def fit(
     seed: int,
     desc: str,
     dev_score: Callable[[torch.nn.Module], float],
+    checkpoints: Checkpoints | None = None,
 ) -> FitResult:
-    """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each epoch."""
+    """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each epoch.
+
+    With `checkpoints`, continue from the stage's latest checkpoint (stage name: `desc` in lower case)."""
     # Batches of similar lengths (random otherwise, as the Trainer's group_by_length does): on a
     # CPU, padding is most of the cost of randomly mixed sentence lengths.
     lengths = [len(ids) for ids in dataset["input_ids"]]
-    sampler = LengthGroupedSampler(hp.batch_size, lengths=lengths, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    sampler = LengthGroupedSampler(hp.batch_size, lengths=lengths, generator=generator)
     loader = DataLoader(dataset, batch_size=hp.batch_size, sampler=sampler, collate_fn=collate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
     total = hp.epochs * math.ceil(len(loader) / accelerator.num_processes)
@@ -66,37 +75,66 @@ def fit(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
     wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    best, best_state, history, stale, step = -1.0, None, [], 0, 0
-    started = time.perf_counter()
+    stage = desc.lower()
+    state, best_state, rng = LoopState(), None, None
+    restored = checkpoints.load(stage, model, optimizer, scheduler) if checkpoints else None
+    if restored is not None:
+        state, best_state, rng = restored
+        set_rng_states(rng)
+        accelerator.print(f"{desc}: resuming at epoch {state.epoch}, batch {state.batches}, step {state.step}")
+
+    def save() -> None:
+        if checkpoints is not None:
+            state.seconds = time.perf_counter() - started
+            checkpoints.save(stage, state, model, best_state, optimizer, scheduler)
+
+    started = time.perf_counter() - state.seconds
     # disable=None: bars on a terminal, none in logs; only the main process draws one.
-    progress = tqdm(total=total, desc=desc, disable=None if accelerator.is_main_process else True)
-    for epoch in range(1, hp.epochs + 1):
+    progress = tqdm(total=total, initial=state.step, desc=desc, disable=None if accelerator.is_main_process else True)
+    for epoch in range(state.epoch, hp.epochs + 1) if not state.done else []:
         wrapped.train()
-        for batch in loader:
+        batches = iter(loader)
+        if state.batches:
+            # Mid-epoch resume: the epoch's batch order again, the batches already trained on
+            # skipped, then the RNG states of the checkpoint (creating the iterator draws from them).
+            generator.set_state(decode_bytes(state.epoch_sampler_state))
+            for _ in range(state.batches):
+                next(batches)
+            set_rng_states(rng)
+        else:
+            state.epoch, state.epoch_sampler_state = epoch, encode_bytes(generator.get_state())
+        for batch in batches:
             loss = wrapped(**batch).loss
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            step += 1
+            state.step += 1
+            state.batches += 1
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
-            if step >= total:
+            if state.step >= total:
                 break
+            if checkpoints is not None:
+                if state.step % checkpoints.every == 0:
+                    save()
+                checkpoints.step_taken()
         score = 0.0
         if accelerator.is_main_process:
             score = dev_score(accelerator.unwrap_model(wrapped))
         score = float(accelerator.gather(torch.tensor([score], device=accelerator.device)).max())
-        history.append({"epoch": epoch, "step": step, "dev_f1": score})
+        state.history.append({"epoch": epoch, "step": state.step, "dev_f1": score})
         accelerator.print(f"{desc}, epoch {epoch}: dev F1 {score:.4f}")
-        if score > best:
-            best, stale = score, 0
+        if score > state.best:
+            state.best, state.stale = score, 0
             best_state = copy.deepcopy(accelerator.unwrap_model(wrapped).state_dict())
         else:
-            stale += 1
-        if stale >= hp.patience or step >= total:
+            state.stale += 1
+        state.epoch, state.batches = epoch + 1, 0
+        state.done = state.stale >= hp.patience or state.step >= total or epoch == hp.epochs
+        save()
+        if state.done:
             break
     progress.close()
     model.load_state_dict(best_state)
-    return FitResult(history, best, time.perf_counter() - started, len(dataset), str(accelerator.device))
-
+    return FitResult(state.history, state.best, time.perf_counter() - started, len(dataset), str(accelerator.device))

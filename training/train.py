@@ -21,6 +21,7 @@ from inference.relations import RelationTagger
 from inference.schema import Document, sentence_documents
 from inference.windows import WindowSpec
 
+from .checkpoint import Checkpoints, fingerprint
 from .config import Config
 from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
@@ -29,8 +30,9 @@ from .train_ner import train_ner
 from .train_relations import train_relations
 
 
-def train(config: Config) -> Path:
-    """Train what the config asks for; return the run directory."""
+def train(config: Config, resume: bool = False) -> Path:
+    """Train what the config asks for; return the run directory. Checkpoints are kept beside it
+    while training (training/checkpoint.py); `resume` continues from them."""
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     check_data(config.data)
@@ -38,24 +40,23 @@ def train(config: Config) -> Path:
     dev_articles = load_split(config.data, "dev")
     train_docs, dev_docs = sentence_documents(articles), sentence_documents(dev_articles)
     entity_types = sorted({e.label for d in train_docs for e in d.entities})
-    unseen = sorted({e.label for d in dev_docs for e in d.entities} - set(entity_types))
-    if unseen:
-        raise ValueError(f"{config.data.path('dev')}: entity types {unseen} never occur in the training split")
+    check_dev_labels(config, train_docs, dev_docs)
     settings = run_settings(config, entity_types)
+    output = config.output_dir()
+    checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
 
     ner_docs = {"sentence": train_docs, "article": articles, "both": train_docs + articles}[config.ner.context]
-    ner_model, tokenizer, ner_result = train_ner(config, accelerator, ner_docs, dev_docs, entity_types, settings)
+    ner_model, tokenizer, ner_result = train_ner(config, accelerator, ner_docs, dev_docs, entity_types, settings, checkpoints)
     settings["training"] = {"ner": ner_result.to_dict()}
     relations = None
     if config.relations is not None:
         rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
-            config, accelerator, train_docs, dev_docs, entity_types
+            config, accelerator, train_docs, dev_docs, entity_types, checkpoints
         )
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
         relations = (rel_model, rel_tokenizer)
 
-    output = config.output_dir()
     if accelerator.is_main_process:
         extractor = NewsExtractor(
             NerTagger(ner_model, tokenizer, WindowSpec(config.ner.max_length, config.ner.stride), config.ner.casing),
@@ -68,8 +69,42 @@ def train(config: Config) -> Path:
         calibration = fit_calibration(extractor, dev_articles, config.calibration.target_precision)
         settings["calibration"] = {**calibration, "fitted_on": str(config.data.path("dev"))}
         write_run(output, (ner_model, tokenizer), relations, settings, extractor.known_mentions)
+        checkpoints.clear()
     accelerator.wait_for_everyone()
     return output
+
+
+def run_checkpoints(output: Path, config: Config, settings: dict[str, Any], is_main: bool, resume: bool) -> Checkpoints:
+    """The checkpoints of a run: resumed from (`resume`, they must exist) or cleared for a fresh start.
+
+    They belong to the config and data digests, less `checkpoint_steps` (it changes no result)."""
+    same_run = fingerprint({k: v for k, v in settings["config"].items() if k != "checkpoint_steps"}, settings["data"])
+    checkpoints = Checkpoints(Checkpoints.for_run(output), config.checkpoint_steps, same_run, is_main)
+    if resume and not checkpoints.exists():
+        raise ValueError(f"--resume: no checkpoint in {checkpoints.root}; train without --resume to start")
+    if not resume and checkpoints.exists():
+        if is_main:
+            print(f"starting afresh: removing the checkpoints of an earlier run in {checkpoints.root} (--resume continues it)")
+        checkpoints.clear()
+    return checkpoints
+
+
+def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[Document]) -> None:
+    """Every entity type and relation label of the dev split must occur in training: a model
+    cannot predict a label it never saw, and early stopping would chase it."""
+    kinds = (
+        ("entity type", lambda d: [e.label for e in d.entities]),
+        ("relation label", lambda d: [r.label for r in d.relations] if config.relations is not None else []),
+    )
+    for kind, labels_of in kinds:
+        known = {label for d in train_docs for label in labels_of(d)}
+        for doc in dev_docs:
+            unseen = sorted(set(labels_of(doc)) - known)
+            if unseen:
+                raise ValueError(
+                    f"{config.data.path('dev')}: document {doc.id!r} has the {kind} {unseen[0]!r}, which never occurs in "
+                    f"the training split {config.data.path('train')} (known: {', '.join(sorted(known))})"
+                )
 
 
 def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
@@ -111,6 +146,10 @@ def write_run(
     (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     (staging / MENTIONS_FILE).write_text(known_mentions_json(mentions), encoding="utf-8")
     write_model_card(staging)
+    # Swap: the old run steps aside in one rename, the new one takes its place in another.
+    retired = output.with_name(f".{output.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
     if output.exists():
-        shutil.rmtree(output)
+        output.rename(retired)
     staging.rename(output)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -15,6 +15,7 @@ from inference.ner import NerTagger, bio_labels
 from inference.schema import Document
 from inference.windows import WindowSpec
 
+from .checkpoint import Checkpoints
 from .config import Config
 from .evaluate import evaluate_documents
 from .features import ner_features
@@ -28,9 +29,11 @@ def train_ner(
     dev_docs: list[Document],
     entity_types: list[str],
     settings: dict[str, Any],
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[torch.nn.Module, Any, FitResult]:
     """Train as `config.ner` says on `train_docs` (sentences, articles or both, as given);
-    early stopping on the dev entity F1 measured through the inference code."""
+    early stopping on the dev entity F1 measured through the inference code; `checkpoints`:
+    save and resume (training/checkpoint.py)."""
     labels = bio_labels(entity_types)
     label2id = {label: i for i, label in enumerate(labels)}
     encoder_dir = resolve_encoder(config.encoder)
@@ -43,6 +46,7 @@ def train_ner(
         id2label=dict(enumerate(labels)),
         label2id=label2id,
         dtype=torch.float32,
+        use_safetensors=True,
         ignore_mismatched_sizes=True,  # an encoder that is a trained NER model brings a head for other labels
     )
     if config.ner.casing:
@@ -53,4 +57,4 @@ def train_ner(
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
     collate = DataCollatorForTokenClassification(tokenizer)
-    return model, tokenizer, fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1)
+    return model, tokenizer, fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1, checkpoints)

@@ -11,6 +11,7 @@ from inference.encoders import resolve_encoder
 from inference.relations import RelationModel, RelationSchema, RelationTagger
 from inference.schema import Document
 
+from .checkpoint import Checkpoints
 from .config import Config
 from .evaluate import gold_entities, relation_scores
 from .features import RelationCollator, relation_features
@@ -40,10 +41,15 @@ def relation_schema(config: Config, train_docs: list[Document], entity_types: li
 
 
 def train_relations(
-    config: Config, accelerator: Accelerator, train_docs: list[Document], dev_docs: list[Document], entity_types: list[str]
+    config: Config,
+    accelerator: Accelerator,
+    train_docs: list[Document],
+    dev_docs: list[Document],
+    entity_types: list[str],
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[RelationModel, object, RelationSchema, FitResult, int]:
     """Train as `config.relations` says; returns model, tokenizer, schema, training record and
-    the number of training relations no candidate pair reaches."""
+    the number of training relations no candidate pair reaches. `checkpoints`: save and resume."""
     rc = config.relations
     schema = relation_schema(config, train_docs, entity_types)
     encoder_dir = resolve_encoder(config.encoder)
@@ -55,7 +61,7 @@ def train_relations(
         f"relations: {len(features)} segments, {pairs} candidate pairs, {positives} related; "
         f"{unreachable} of {sum(len(d.relations) for d in train_docs)} training relations reach no candidate pair"
     )
-    encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32)
+    encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32, use_safetensors=True)
     if config.ner.casing:
         enable_shape_embeddings(encoder)
     model = RelationModel(encoder, len(schema.labels) + 1, rc.dropout)
@@ -65,5 +71,5 @@ def train_relations(
         return relation_scores(dev_docs, *gold_entities(tagger, dev_docs), schema.symmetric)["strict"]["micro"]["f1"]
 
     collate = RelationCollator(tokenizer.pad_token_id, config.ner.casing)
-    result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", dev_f1)
+    result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", dev_f1, checkpoints)
     return model, tokenizer, schema, result, unreachable
