@@ -129,7 +129,7 @@ def test_a_half_written_run_never_loads(tiny_run: Path, tmp_path: Path, monkeypa
     output = tmp_path / "runs" / "tiny"
     relations = (extractor.relation_tagger.model, extractor.relation_tagger.tokenizer)
     ner = (extractor.tagger.model, extractor.tagger.tokenizer)
-    write_run(output, ner, relations, extractor.settings)  # a complete run to be replaced
+    write_run(output, ner, relations, extractor.settings, extractor.known_mentions)  # a complete run to be replaced
     before = (output / "extractor.json").read_bytes()
 
     def crash(self, directory: Path) -> None:
@@ -137,7 +137,7 @@ def test_a_half_written_run_never_loads(tiny_run: Path, tmp_path: Path, monkeypa
 
     monkeypatch.setattr(RelationModel, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        write_run(output, ner, relations, {**extractor.settings, "encoder": "changed"})
+        write_run(output, ner, relations, {**extractor.settings, "encoder": "changed"}, extractor.known_mentions)
     assert (output / "extractor.json").read_bytes() == before, "the previous run is untouched"
     NewsExtractor.from_pretrained(output)
     staging = output.with_name(".tiny.partial")
