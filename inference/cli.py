@@ -1,4 +1,5 @@
-"""`python -m inference predict`: entities of articles as JSON, one object per article."""
+"""`python -m inference predict`: entities of articles as JSON, one object per article;
+`python -m inference export-onnx`: a run's encoders as ONNX graphs for `predict --backend onnx`."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from .extractor import NewsExtractor, RunDirectoryError
+from .extractor import NewsExtractor, RunDirectoryError, read_settings
+from .onnx_backend import BACKENDS
 
 
 def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
@@ -47,10 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jsonl", action="store_true", help="inputs are JSON lines {\"id\", \"text\"}; output one line per article")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--min-score", type=float, help="leave out entities and relations scoring under this (0..1)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward on torch or ONNX Runtime (see export-onnx)")
+    p.add_argument("--onnx-dir", type=Path, help="folder of the exported graphs (default: RUN/onnx)")
+    x = commands.add_parser("export-onnx", help="export a run's encoders to ONNX for --backend onnx / onnx-int8")
+    x.add_argument("--model", required=True, type=Path, help="run directory")
+    x.add_argument("--out", type=Path, help="folder for the graphs (default: RUN/onnx)")
+    x.add_argument("--quantize", choices=["int8"], help="also write int8 graphs (dynamic quantization) for --backend onnx-int8")
     args = parser.parse_args(argv)
+    if args.command == "export-onnx":
+        return export_command(args)
     try:
         items = read_inputs(args.inputs, args.jsonl)
-        extractor = NewsExtractor.from_pretrained(args.model)
+        extractor = NewsExtractor.from_pretrained(args.model, backend=args.backend, onnx_dir=args.onnx_dir)
     except (ValueError, RunDirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -64,4 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     for article in articles:
         obj = article.to_dict()
         print(json.dumps(obj, ensure_ascii=False) if args.jsonl else json.dumps(obj, ensure_ascii=False, indent=2))
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Write the ONNX graphs of a run (fp32, and int8 with --quantize int8)."""
+    from .onnx_backend import export_run  # torch.onnx and onnxruntime only here
+
+    try:
+        settings = read_settings(args.model)
+        parts = ["ner"] + (["relations"] if settings.get("relations") else [])
+        written = export_run(args.model, args.out or args.model / "onnx", settings["casing"], parts, args.quantize == "int8")
+    except (ValueError, RunDirectoryError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
