@@ -65,13 +65,15 @@ class NewsExtractor:
         calibrated: bool = True,
         backend: str = "torch",
         onnx_dir: str | Path | None = None,
+        relations: bool = True,
     ) -> NewsExtractor:
         """Load a run directory; a clear `RunDirectoryError` if it is not one.
 
         `calibrated=False` gives the raw scores (inference.calibration), for comparison.
         `backend` "onnx" or "onnx-int8" runs the encoders' forward passes on ONNX Runtime (CPU)
         from graphs written by `python -m inference export-onnx` into `onnx_dir` (default
-        RUN/onnx); everything else is the same code as with "torch".
+        RUN/onnx); everything else is the same code as with "torch". `relations=False` loads
+        the entity model only (entities without relations, faster).
         """
         run_dir = Path(run_dir)
         settings = read_settings(run_dir)
@@ -89,7 +91,7 @@ class NewsExtractor:
             )
         tagger = NerTagger(model.to(device) if backend == "torch" else model, tokenizer, WindowSpec(**settings["window"]), settings["casing"])
         relation_tagger = None
-        if settings.get("relations"):
+        if relations and settings.get("relations"):
             schema = RelationSchema.from_dict(settings["relations"])
             rel_tokenizer, rel_model = _load_part(
                 run_dir / "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1, encoder(d, "relations"))

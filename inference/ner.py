@@ -130,26 +130,34 @@ class NerTagger:
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.transitions = iob2_transitions([self.id2label[i] for i in range(len(self.id2label))])
 
-    @torch.inference_mode()
-    def word_logits(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
-        """Per text, a (words x labels) tensor of tag logits, read from each word's first subword."""
+    def window_batches(
+        self, tokenized: list[TokenizedText], batch_size: int = 32
+    ) -> tuple[list[Window], list[tuple[int, int]], list[tuple[list[int], dict[str, torch.Tensor]]]]:
+        """The windows of all texts, the token range each owns, and the encoder batches over them:
+        (window indices, padded inputs), windows sorted by length so that each batch pads little."""
         windows: list[Window] = []
         owners: list[tuple[int, int]] = []
         for i, toks in enumerate(tokenized):
             ws = make_windows(toks, self.spec, i)
             windows.extend(ws)
             owners.extend(window_owners(ws))
-        token_logits = [torch.zeros(len(t.input_ids), len(self.id2label)) for t in tokenized]
-        # Sort by length so that each batch pads little; results are scattered back by index.
         order = sorted(range(len(windows)), key=lambda k: windows[k].end - windows[k].start)
-        device = self.model.device
-        self.model.eval()
+        batches = []
         for b in range(0, len(order), batch_size):
-            batch = [windows[k] for k in order[b : b + batch_size]]
-            inputs = [window_inputs(self.tokenizer, tokenized[w.text_index], w) for w in batch]
-            encoded = encoder_batch(inputs, self.tokenizer.pad_token_id, self.casing, device)
+            rows = order[b : b + batch_size]
+            inputs = [window_inputs(self.tokenizer, tokenized[windows[k].text_index], windows[k]) for k in rows]
+            batches.append((rows, encoder_batch(inputs, self.tokenizer.pad_token_id, self.casing, self.model.device)))
+        return windows, owners, batches
+
+    @torch.inference_mode()
+    def word_logits(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
+        """Per text, a (words x labels) tensor of tag logits, read from each word's first subword."""
+        windows, owners, batches = self.window_batches(tokenized, batch_size)
+        token_logits = [torch.zeros(len(t.input_ids), len(self.id2label)) for t in tokenized]
+        self.model.eval()
+        for rows, encoded in batches:
             logits = self.model(**encoded).logits.float().cpu()
-            for r, k in enumerate(order[b : b + batch_size]):
+            for r, k in enumerate(rows):
                 w, (lo, hi) = windows[k], owners[k]
                 # +1: position 0 of the window is the leading special token.
                 token_logits[w.text_index][lo:hi] = logits[r, lo - w.start + 1 : hi - w.start + 1]

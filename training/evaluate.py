@@ -296,10 +296,13 @@ def evaluate_run(
     batch_size: int = 32,
     label_map: dict[str, str] | None = None,
     plots: Path | None = None,
+    backend: str = "torch",
+    onnx_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`;
-    with `plots`, a reliability diagram per level in that folder."""
-    extractor = NewsExtractor.from_pretrained(model_dir)
+    with `plots`, a reliability diagram per level in that folder; `backend` (and `onnx_dir`) as
+    `NewsExtractor.from_pretrained` takes them."""
+    extractor = NewsExtractor.from_pretrained(model_dir, backend=backend, onnx_dir=onnx_dir)
     results = {}
     for level in levels:
         docs = sentence_documents(documents) if level == "sentence" else documents
@@ -313,6 +316,7 @@ def evaluate_run(
         "format": data_format,
         "model": str(model_dir),
         "encoder": extractor.settings["encoder"],
+        "backend": backend,
         "training": extractor.settings.get("training"),
         **({"label_map": label_map} if label_map else {}),
         **provenance(),
