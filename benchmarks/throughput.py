@@ -56,7 +56,8 @@ class Row:
 
     name: str
     what: str
-    seconds: float | None = None
+    seconds: float | None = None  # wall clock of the timed call
+    cpu_seconds: float | None = None  # CPU time of the row's process during it (threads summed): contention shows as seconds >> cpu_seconds / threads
     articles_per_s: float | None = None
     tokens_per_s: float | None = None
     peak_rss_mib: float | None = None  # ru_maxrss of the row's process: libraries, weights, data and the run
@@ -167,6 +168,12 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(row: Row, s: Settings, tokens: int) -> Row:
     """Run one row in this (fresh) process: load, warm up on two articles, time all articles."""
     _set_threads(s.threads)
@@ -184,9 +191,10 @@ def measure(row: Row, s: Settings, tokens: int) -> Row:
     prepare(s, texts[:2])()  # warm-up: first calls allocate and pick kernels
     run = prepare(s, texts)
     row.loaded_rss_mib = rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     run()
     row.seconds = time.perf_counter() - start
+    row.cpu_seconds = _cpu_seconds() - cpu_start
     row.articles_per_s = len(texts) / row.seconds
     row.tokens_per_s = tokens / row.seconds
     row.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
