@@ -59,9 +59,11 @@ def measure(part: str, config: Any, steps: int) -> dict[str, Any]:
     hp = dataclasses.replace(hp, epochs=1, max_steps=steps)
     if steps * hp.batch_size > len(features):
         raise ValueError(f"{steps} steps of {hp.batch_size} exceed the {len(features)} {part} examples of one epoch")
+    cpu = time.process_time()
     result = fit(Accelerator(), model, Dataset.from_list(features), collate, hp, config.seed, part, lambda m: 0.0)
     examples = steps * hp.batch_size
     return {"steps": steps, "batch_size": hp.batch_size, "examples": examples, "seconds": result.seconds,
+            "cpu_seconds": time.process_time() - cpu,
             "examples_per_s": examples / result.seconds, "example": "sentence window" if part == "ner" else "segment"}
 
 

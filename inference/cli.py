@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jsonl", action="store_true", help="inputs are JSON lines {\"id\", \"text\"}; output one line per article")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--min-score", type=float, help="leave out entities and relations scoring under this (0..1)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward on torch or ONNX Runtime (see export-onnx)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward pass: torch or ONNX Runtime (export-onnx)")
     p.add_argument("--onnx-dir", type=Path, help="folder of the exported graphs (default: RUN/onnx)")
     x = commands.add_parser("export-onnx", help="export a run's encoders to ONNX for --backend onnx / onnx-int8")
     x.add_argument("--model", required=True, type=Path, help="run directory")

@@ -89,7 +89,7 @@ class NewsExtractor:
             raise RunDirectoryError(
                 f"{run_dir}: the NER model's labels {labels} differ from {SETTINGS_FILE}'s {settings['entity_labels']}"
             )
-        tagger = NerTagger(model.to(device) if backend == "torch" else model, tokenizer, WindowSpec(**settings["window"]), settings["casing"])
+        tagger = NerTagger(model.to(device), tokenizer, WindowSpec(**settings["window"]), settings["casing"])
         relation_tagger = None
         if relations and settings.get("relations"):
             schema = RelationSchema.from_dict(settings["relations"])

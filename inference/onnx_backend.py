@@ -8,8 +8,8 @@ code the torch backend runs (`inference.ner`, `inference.relations`).
 
 `export_run` writes `ner.onnx` and `relations.onnx` (and with `quantize`, `*.int8.onnx`: the
 weights of the matrix products quantized to int8 per channel by
-`onnxruntime.quantization.quantize_dynamic`) plus `export.json`, which records the digest of the weights each graph came from; loading refuses graphs whose run has
-been retrained since.
+`onnxruntime.quantization.quantize_dynamic`) plus `export.json`, which records the digest of
+the weights each graph came from; loading refuses graphs whose run has been retrained since.
 """
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ class _SingleOutput(torch.nn.Module):
         self.model = model
         self.output = output
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, **extra), self.output)
 
@@ -159,6 +161,10 @@ class OnnxEncoder:
 
     def eval(self) -> OnnxEncoder:
         """No-op (inference only), so callers that put torch modules in eval mode need no case."""
+        return self
+
+    def to(self, device: str | torch.device) -> OnnxEncoder:
+        """No-op: sessions run on CPU (`NewsExtractor.from_pretrained` refuses another device)."""
         return self
 
     def __call__(self, **inputs: torch.Tensor) -> SimpleNamespace:
