@@ -85,6 +85,9 @@ def export_command(args: argparse.Namespace) -> int:
         settings = read_settings(args.model)
         parts = ["ner"] + (["relations"] if settings.get("relations") else [])
         written = export_run(args.model, args.out or args.model / "onnx", settings["casing"], parts, args.quantize == "int8")
+    except ImportError as err:
+        print(f"error: exporting needs onnx and onnxruntime ({err}): pip install onnx onnxruntime", file=sys.stderr)
+        return 2
     except (ValueError, RunDirectoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
