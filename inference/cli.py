@@ -1,5 +1,5 @@
-"""`python -m inference predict|serve`: entities and relations of articles as JSON lines or HTML
-pages; the same over HTTP."""
+"""`python -m inference predict|serve|export-onnx`: entities and relations of articles as JSON
+lines or HTML pages; the same over HTTP; a run's encoders as ONNX graphs for `--backend onnx`."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,8 @@ from typing import ContextManager, TextIO
 
 from tqdm import tqdm
 
-from .extractor import NewsExtractor, RunDirectoryError
+from .extractor import NewsExtractor, RunDirectoryError, read_settings
+from .onnx_backend import BACKENDS
 from .schema import Article
 
 
@@ -98,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--min-score", type=min_score_arg, metavar="S|run",
                    help='leave out entities and relations scoring under S (0..1), or under the per-type thresholds the run stores ("run")')
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward pass: torch or ONNX Runtime (export-onnx)")
+    p.add_argument("--onnx-dir", type=Path, help="folder of the exported graphs (default: RUN/onnx)")
+    x = commands.add_parser("export-onnx", help="export a run's encoders to ONNX for --backend onnx / onnx-int8")
+    x.add_argument("--model", required=True, type=Path, help="run directory")
+    x.add_argument("--out", type=Path, help="folder for the graphs (default: RUN/onnx)")
+    x.add_argument("--quantize", choices=["int8"], help="also write int8 graphs (dynamic quantization) for --backend onnx-int8")
     s = commands.add_parser("serve", help="serve the run over HTTP (POST /extract, GET /health, /model, /docs)")
     s.add_argument("--model", required=True, type=Path, help="run directory written by `python -m training train`")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -111,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "export-onnx":
+        return export_command(args)
     try:
         items = read_inputs(expand_inputs(args.inputs), args.jsonl)
-        extractor = NewsExtractor.from_pretrained(args.model)
+        extractor = NewsExtractor.from_pretrained(args.model, backend=args.backend, onnx_dir=args.onnx_dir)
         if args.format == "html":
             write_html(list(predict(extractor, items, args.batch_size, args.min_score)), args.out, extractor.entity_labels)
         else:
@@ -173,4 +182,23 @@ def serve_command(args: argparse.Namespace) -> int:
     except (ValueError, RunDirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Write the ONNX graphs of a run (fp32, and int8 with --quantize int8)."""
+    from .onnx_backend import export_run  # torch.onnx and onnxruntime only here
+
+    try:
+        settings = read_settings(args.model)
+        parts = ["ner"] + (["relations"] if settings.get("relations") else [])
+        written = export_run(args.model, args.out or args.model / "onnx", settings["casing"], parts, args.quantize == "int8")
+    except ImportError as err:
+        print(f"error: exporting needs onnx and onnxruntime ({err}): pip install onnx onnxruntime", file=sys.stderr)
+        return 2
+    except (ValueError, RunDirectoryError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0

@@ -18,6 +18,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .calibration import apply_platt, mention_key
 from .ner import NerTagger
+from .onnx_backend import BACKENDS, ONNX_DIR
 from .relations import RelationModel, RelationSchema, RelationTagger
 from .schema import Article
 from .windows import WindowSpec, tokenize
@@ -80,15 +81,32 @@ class NewsExtractor:
         self.known_mentions: dict[str, set[str]] = {}  # label -> mention_key of each training name
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path, device: str | None = None, calibrated: bool = True) -> NewsExtractor:
+    def from_pretrained(
+        cls,
+        run_dir: str | Path,
+        device: str | None = None,
+        calibrated: bool = True,
+        backend: str = "torch",
+        onnx_dir: str | Path | None = None,
+        relations: bool = True,
+    ) -> NewsExtractor:
         """Load a run directory; a clear `RunDirectoryError` if it is not one.
 
         `calibrated=False` gives the raw scores (inference.calibration), for comparison.
+        `backend` "onnx" or "onnx-int8" runs the encoders' forward passes on ONNX Runtime (CPU)
+        from graphs written by `python -m inference export-onnx` into `onnx_dir` (default
+        RUN/onnx); everything else is the same code as with "torch". `relations=False` loads
+        the entity model only (entities without relations, faster).
         """
         run_dir = Path(run_dir)
         settings = read_settings(run_dir)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        tokenizer, model = _load_part(run_dir / "ner", lambda d: AutoModelForTokenClassification.from_pretrained(d, use_safetensors=True))
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend != "torch" and device not in (None, "cpu"):
+            raise ValueError(f"the {backend} backend runs on CPU only, not on {device!r}")
+        device = "cpu" if backend != "torch" else device or ("cuda" if torch.cuda.is_available() else "cpu")
+        encoder = _encoder_loader(backend, Path(onnx_dir) if onnx_dir else run_dir / ONNX_DIR)
+        tokenizer, model = _load_part(run_dir / "ner", lambda d: encoder(d, "ner"))
         labels = sorted({label.split("-", 1)[1] for label in model.config.id2label.values() if label != "O"})
         if labels != sorted(settings["entity_labels"]):
             raise RunDirectoryError(
@@ -96,10 +114,10 @@ class NewsExtractor:
             )
         tagger = NerTagger(model.to(device), tokenizer, WindowSpec(**settings["window"]), settings["casing"])
         relation_tagger = None
-        if settings.get("relations"):
+        if relations and settings.get("relations"):
             schema = RelationSchema.from_dict(settings["relations"])
             rel_tokenizer, rel_model = _load_part(
-                run_dir / "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1)
+                run_dir / "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1, encoder(d, "relations"))
             )
             relation_tagger = RelationTagger(rel_model.to(device), rel_tokenizer, schema, settings["casing"])
         extractor = cls(tagger, settings, relation_tagger)
@@ -218,6 +236,16 @@ def keep_confident(article: Article, floor: Callable[[str], float]) -> Article:
     kept = {e.id for e in article.entities}
     article.relations = [r for r in article.relations if r.score >= floor(r.label) and r.head in kept and r.tail in kept]
     return article
+
+
+def _encoder_loader(backend: str, onnx_dir: Path) -> Any:
+    """(part directory, part name) -> the part's forward: the torch NER model, or None (the relation
+    encoder loads with its model), or for the onnx backends the part's `OnnxEncoder`."""
+    if backend != "torch":
+        from .onnx_backend import OnnxEncoder  # onnxruntime only when asked for
+
+        return lambda d, part: OnnxEncoder.load(onnx_dir, d, part, quantized=backend == "onnx-int8")
+    return lambda d, part: AutoModelForTokenClassification.from_pretrained(d, use_safetensors=True) if part == "ner" else None
 
 
 def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:

@@ -111,6 +111,12 @@ def viterbi(probs: np.ndarray, start: np.ndarray, allowed: np.ndarray) -> list[i
     return path[::-1]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in NumPy (see `NerTagger.word_logits` for why not torch)."""
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
 def span_score(probs: list[float]) -> float:
     """Entity score: mean probability of the span's word tags (see docs/ARCHITECTURE.md)."""
     return float(sum(probs) / len(probs))
@@ -130,30 +136,40 @@ class NerTagger:
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.transitions = iob2_transitions([self.id2label[i] for i in range(len(self.id2label))])
 
-    @torch.inference_mode()
-    def word_logits(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
-        """Per text, a (words x labels) tensor of tag logits, read from each word's first subword."""
+    def window_batches(
+        self, tokenized: list[TokenizedText], batch_size: int = 32
+    ) -> tuple[list[Window], list[tuple[int, int]], list[tuple[list[int], dict[str, torch.Tensor]]]]:
+        """The windows of all texts, the token range each owns, and the encoder batches over them:
+        (window indices, padded inputs), windows sorted by length so that each batch pads little."""
         windows: list[Window] = []
         owners: list[tuple[int, int]] = []
         for i, toks in enumerate(tokenized):
             ws = make_windows(toks, self.spec, i)
             windows.extend(ws)
             owners.extend(window_owners(ws))
-        token_logits = [torch.zeros(len(t.input_ids), len(self.id2label)) for t in tokenized]
-        # Sort by length so that each batch pads little; results are scattered back by index.
         order = sorted(range(len(windows)), key=lambda k: windows[k].end - windows[k].start)
-        device = self.model.device
-        self.model.eval()
+        batches = []
         for b in range(0, len(order), batch_size):
-            batch = [windows[k] for k in order[b : b + batch_size]]
-            inputs = [window_inputs(self.tokenizer, tokenized[w.text_index], w) for w in batch]
-            encoded = encoder_batch(inputs, self.tokenizer.pad_token_id, self.casing, device)
-            logits = self.model(**encoded).logits.float().cpu()
-            for r, k in enumerate(order[b : b + batch_size]):
+            rows = order[b : b + batch_size]
+            inputs = [window_inputs(self.tokenizer, tokenized[windows[k].text_index], windows[k]) for k in rows]
+            batches.append((rows, encoder_batch(inputs, self.tokenizer.pad_token_id, self.casing, self.model.device)))
+        return windows, owners, batches
+
+    @torch.inference_mode()
+    def word_logits(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[torch.Tensor]:
+        """Per text, a (words x labels) tensor of tag logits, read from each word's first subword."""
+        windows, owners, batches = self.window_batches(tokenized, batch_size)
+        # Per-window and per-text work in NumPy: with several threads every small torch call is
+        # an OpenMP parallel region, ~5 ms each here, which showed in the profile.
+        token_logits = [np.zeros((len(t.input_ids), len(self.id2label)), dtype=np.float32) for t in tokenized]
+        self.model.eval()
+        for rows, encoded in batches:
+            logits = self.model(**encoded).logits.float().cpu().numpy()
+            for r, k in enumerate(rows):
                 w, (lo, hi) = windows[k], owners[k]
                 # +1: position 0 of the window is the leading special token.
                 token_logits[w.text_index][lo:hi] = logits[r, lo - w.start + 1 : hi - w.start + 1]
-        return [x[t.word_starts()] if t.words else x[:0] for x, t in zip(token_logits, tokenized)]
+        return [torch.from_numpy(x[np.asarray(t.word_starts(), dtype=np.intp)]) for x, t in zip(token_logits, tokenized)]
 
     def predict(
         self, texts: list[str], batch_size: int = 32, tokenized: list[TokenizedText] | None = None
@@ -162,10 +178,10 @@ class NerTagger:
         tokenized = tokenized if tokenized is not None else tokenize(self.tokenizer, texts)
         results = []
         for text, toks, logits in zip(texts, tokenized, self.word_logits(tokenized, batch_size)):
-            probs = (logits / self.temperature).softmax(-1)
-            ids = viterbi(probs.numpy(), *self.transitions)
+            probs = softmax(logits.numpy() / self.temperature)
+            ids = viterbi(probs, *self.transitions)
             tags = [self.id2label[i] for i in ids]
-            chosen = probs[torch.arange(len(ids)), torch.tensor(ids, dtype=torch.long)].tolist()
+            chosen = probs[np.arange(len(ids)), np.asarray(ids, dtype=np.intp)].tolist()
             entities = []
             for span in decode_tags(tags, chosen):
                 start, end = toks.words[span.first_word][0], toks.words[span.last_word][1]

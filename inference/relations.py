@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -221,9 +222,11 @@ def _marked_length(lo: int, hi: int, span_starts: list[int]) -> int:
 
 
 class RelationModel(torch.nn.Module):
-    """An encoder and a linear classifier over the states of the head's and tail's opening markers."""
+    """An encoder and a linear classifier over the states of the head's and tail's opening markers.
 
-    def __init__(self, encoder: PreTrainedModel, num_labels: int, dropout: float = 0.1) -> None:
+    `encoder` is a Hugging Face model or anything called the same way (`OnnxEncoder`)."""
+
+    def __init__(self, encoder: PreTrainedModel | Any, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = torch.nn.Dropout(dropout)
@@ -244,8 +247,9 @@ class RelationModel(torch.nn.Module):
         save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(directory / HEAD_FILE))
 
     @classmethod
-    def load(cls, directory: Path, num_labels: int) -> RelationModel:
-        encoder = AutoModel.from_pretrained(directory, use_safetensors=True)
+    def load(cls, directory: Path, num_labels: int, encoder: Any = None) -> RelationModel:
+        """The saved model; `encoder` replaces the saved encoder's forward (an `OnnxEncoder`)."""
+        encoder = encoder if encoder is not None else AutoModel.from_pretrained(directory, use_safetensors=True)
         model = cls(encoder, num_labels)
         model.classifier.load_state_dict(load_file(str(directory / HEAD_FILE)))
         return model

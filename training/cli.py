@@ -10,6 +10,7 @@ from pathlib import Path
 
 from inference.encoders import EncoderNotFound
 from inference.extractor import RunDirectoryError, read_settings
+from inference.onnx_backend import BACKENDS
 
 from .checkpoint import TrainingInterrupted
 from .config import ConfigError, load_config
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--report", type=Path, metavar="DIR",
                    help="write an HTML and markdown report (tables, confusion matrix, plots, error examples) into DIR")
     e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward on torch or ONNX Runtime (python -m inference export-onnx)")
+    e.add_argument("--onnx-dir", type=Path, help="folder of the exported graphs (default: RUN/onnx)")
 
     c = commands.add_parser("calibrate", help="fit a run's score calibration (default: on its dev split)")
     c.add_argument("--model", required=True, type=Path, help="run directory")
@@ -128,7 +131,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
         if any(not a or not sep or not b for a, sep, b in pairs):
             raise ValueError(f"--label-map {args.label_map!r}: expected FROM=TO pairs separated by commas")
         label_map = {a.strip(): b.strip() for a, _, b in pairs}
-    metrics = evaluate_run(args.model, data, data_format, documents, levels, args.batch_size, label_map, args.plots, args.report)
+    metrics = evaluate_run(
+        args.model, data, data_format, documents, levels, args.batch_size, label_map, args.plots, args.report,
+        args.backend, args.onnx_dir,
+    )
     for level, result in (metrics.get("levels") or {metrics["level"]: metrics}).items():
         print(format_report(result, f"{level} level, {data}"), end="\n\n")
     out = args.out or args.model / "metrics.json"

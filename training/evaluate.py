@@ -391,11 +391,14 @@ def evaluate_run(
     label_map: dict[str, str] | None = None,
     plots: Path | None = None,
     report: Path | None = None,
+    backend: str = "torch",
+    onnx_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The metrics JSON of a run on a corpus: the first level at top level, others under `levels`;
     with `plots`, a reliability diagram per level in that folder; with `report`, an HTML and
-    markdown report per level (training.report) in that one."""
-    extractor = NewsExtractor.from_pretrained(model_dir)
+    markdown report per level (training.report) in that one; `backend` (and `onnx_dir`) as
+    `NewsExtractor.from_pretrained` takes them."""
+    extractor = NewsExtractor.from_pretrained(model_dir, backend=backend, onnx_dir=onnx_dir)
     if label_map is None:
         known = set(extractor.entity_labels)
         for doc in documents:
@@ -423,6 +426,7 @@ def evaluate_run(
         "format": data_format,
         "model": str(model_dir),
         "encoder": extractor.settings["encoder"],
+        "backend": backend,
         "training": extractor.settings.get("training"),
         **({"label_map": label_map} if label_map else {}),
         **provenance(),
