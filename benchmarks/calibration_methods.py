@@ -133,7 +133,8 @@ def main() -> None:
     extractor.set_calibration({k: v for k, v in extractor.calibration.items() if k.endswith("temperature")})
     data = extractor.settings["config"]["data"]
     split = {s: records(extractor, Path(data["root"]) / data[s], data["format"], args.level) for s in ("dev", "test")}
-    result = {"model": str(args.model), "level": args.level, **provenance()}
+    result = {"model": str(args.model), "encoder": extractor.settings["encoder"], "level": args.level,
+              "data": {s: str(Path(data["root"]) / data[s]) for s in ("dev", "test")}, **provenance()}
     for kind in ("entities", "relations"):
         if not split["dev"][kind]:
             continue

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/spacy_conll2003.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"CoNLL-2003 file (default {DEFAULT_DATA})")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "spacy" / "conll2003_test_en_core_web_sm.json")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "spacy" / "model-conll2003_test_en_core_web_sm.json")
     args = p.parse_args(argv)
     try:
         import spacy
