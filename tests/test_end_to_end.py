@@ -173,3 +173,17 @@ def test_evaluate_with_a_label_map_scores_out_of_domain(tiny_run: Path, tmp_path
     assert "relations" not in metrics and metrics["label_map"] == {"Peop": "PER", "Org": "ORG"}
     assert main([*args, "--label-map", "Peop"]) == 2
     assert "FROM=TO" in capsys.readouterr().err
+
+
+def test_relation_encoder_can_start_from_the_trained_ner_encoder(tiny_config: Path, tmp_path: Path):
+    from training.cli import main
+
+    output = tmp_path / "relinit"
+    overrides = ["relations.init=ner", "ner.max_steps=2", "relations.max_steps=2", "relations.epochs=1"]
+    assert main(["train", "--config", str(tiny_config), "--output", str(output), *sum((["--set", o] for o in overrides), [])]) == 0
+    extractor = NewsExtractor.from_pretrained(output)
+    assert extractor.settings["config"]["relations"]["init"] == "ner"
+    # The NER encoder carries the word-shape rows, so the relation encoder starts with them too.
+    encoder = extractor.relation_tagger.model.encoder
+    assert encoder.embeddings.token_type_embeddings.num_embeddings == 5
+    assert isinstance(extractor.extract("John Smith works for Acme Corp in Boston .").relations, list)

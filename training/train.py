@@ -51,7 +51,7 @@ def train(config: Config, resume: bool = False) -> Path:
     relations = None
     if config.relations is not None:
         rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
-            config, accelerator, train_docs, dev_docs, entity_types, checkpoints
+            config, accelerator, train_docs, dev_docs, entity_types, ner_model, checkpoints
         )
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}

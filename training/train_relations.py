@@ -1,6 +1,8 @@
 """Fine-tune the relation classifier on gold entities of a config's corpus."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from accelerate import Accelerator
 from datasets import Dataset
@@ -46,6 +48,7 @@ def train_relations(
     train_docs: list[Document],
     dev_docs: list[Document],
     entity_types: list[str],
+    ner_model: torch.nn.Module,
     checkpoints: Checkpoints | None = None,
 ) -> tuple[RelationModel, object, RelationSchema, FitResult, int]:
     """Train as `config.relations` says; returns model, tokenizer, schema, training record and
@@ -61,9 +64,12 @@ def train_relations(
         f"relations: {len(features)} segments, {pairs} candidate pairs, {positives} related; "
         f"{unreachable} of {sum(len(d.relations) for d in train_docs)} training relations reach no candidate pair"
     )
-    encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32, use_safetensors=True)
-    if config.ner.casing:
-        enable_shape_embeddings(encoder)
+    if rc.init == "ner":
+        encoder = copy.deepcopy(accelerator.unwrap_model(ner_model).base_model)  # shape embeddings included
+    else:
+        encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32, use_safetensors=True)
+        if config.ner.casing:
+            enable_shape_embeddings(encoder)
     model = RelationModel(encoder, len(schema.labels) + 1, rc.dropout)
 
     def dev_f1(trained: torch.nn.Module) -> float:
