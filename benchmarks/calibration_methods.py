@@ -21,7 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.calibration import apply_platt, ece_sampling_floor, expected_calibration_error, fit_platt  # noqa: E402
+from inference.calibration import (  # noqa: E402
+    apply_platt,
+    ece_sampling_floor,
+    expected_calibration_error,
+    fit_grouped_platt,
+    fit_platt,
+)
 from inference.extractor import NewsExtractor  # noqa: E402
 from inference.schema import sentence_documents  # noqa: E402
 from training.evaluate import provenance, score_outcomes, write_json  # noqa: E402
@@ -37,8 +43,9 @@ def platt(records: list[Record]) -> Callable[[Record], float]:
 
 
 def platt_by_group(records: list[Record]) -> Callable[[Record], float]:
-    maps = {g: platt([r for r in records if r[2] == g]) for g in {r[2] for r in records}}
-    return lambda r: maps[r[2]](r) if r[2] in maps else platt(records)(r)
+    """The product's map: one Platt fit per group, the pooled one for groups too small to fit."""
+    maps = fit_grouped_platt([r[0] for r in records], [r[1] for r in records], [r[2] for r in records])
+    return lambda r: apply_platt(r[0], maps.get(r[2], maps["all"]))
 
 
 def isotonic(records: list[Record]) -> Callable[[Record], float]:

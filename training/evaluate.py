@@ -112,12 +112,11 @@ def evaluate(
     if calibration:
         result["ner"]["confusion"] = type_confusion(documents, articles)
         outcomes = score_outcomes(documents, articles, symmetric)
+        gold_counts = gold_label_counts(documents, symmetric)
         # Exact-match precision/recall by score threshold: what a user gets from min_score.
-        gold_entities_total = sum(len(set(label_spans(d.entities))) for d in documents)
-        result["ner"]["thresholds"] = risk_coverage(outcomes["entities"], gold_entities_total)
+        result["ner"]["thresholds"] = risk_coverage(outcomes["entities"], sum(gold_counts["entities"].values()))
         if with_relations:
-            gold_relations_total = result["relations"]["strict"]["micro"]["support"]
-            result["relations"]["thresholds"] = risk_coverage(outcomes["relations"], gold_relations_total)
+            result["relations"]["thresholds"] = risk_coverage(outcomes["relations"], sum(gold_counts["relations"].values()))
         fitted = extractor.calibration
         extractor.set_calibration({})
         raw = score_outcomes(documents, extract(), symmetric)
@@ -130,7 +129,6 @@ def evaluate(
         }
         if fitted.get("thresholds") and label_map is None:
             floor = extractor.score_floor("run")
-            gold_counts = gold_label_counts(documents, symmetric)
             result["calibration"]["run_thresholds"] = {
                 kind: kept_by_floor(outcomes[kind], floor, gold_counts[kind]) for kind in ("entities", "relations") if outcomes[kind].scores
             }
