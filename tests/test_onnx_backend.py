@@ -28,6 +28,16 @@ def test_export_writes_graphs_and_manifest(onnx_dir: Path):
     assert names == ["export.json", "ner.int8.onnx", "ner.onnx", "relations.int8.onnx", "relations.onnx"]
 
 
+def test_bert_graphs_are_fused_and_int8_attention_quantized(onnx_dir: Path):
+    import onnx
+
+    for part in ("ner", "relations"):
+        fp32 = {n.op_type for n in onnx.load(str(onnx_dir / f"{part}.onnx")).graph.node}
+        int8 = {n.op_type for n in onnx.load(str(onnx_dir / f"{part}.int8.onnx")).graph.node}
+        assert {"Attention", "SkipLayerNormalization"} <= fp32, part
+        assert "QAttention" in int8 and "Attention" not in int8, part
+
+
 def test_onnx_backend_gives_the_torch_entities_and_relations(tiny_run: Path, onnx_dir: Path):
     import torch
 
