@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .calibration import apply_platt, mention_key
+from .casing import load_shape_table
 from .ner import NerTagger
 from .onnx_backend import BACKENDS, ONNX_DIR
 from .relations import RelationModel, RelationSchema, RelationTagger
@@ -245,7 +246,9 @@ def _encoder_loader(backend: str, onnx_dir: Path) -> Any:
         from .onnx_backend import OnnxEncoder  # onnxruntime only when asked for
 
         return lambda d, part: OnnxEncoder.load(onnx_dir, d, part, quantized=backend == "onnx-int8")
-    return lambda d, part: AutoModelForTokenClassification.from_pretrained(d, use_safetensors=True) if part == "ner" else None
+    return lambda d, part: (
+        load_shape_table(AutoModelForTokenClassification.from_pretrained(d, use_safetensors=True), d) if part == "ner" else None
+    )
 
 
 def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:

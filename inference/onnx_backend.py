@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 
+from .casing import load_shape_table
+
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ONNX_DIR = "onnx"  # default place of the graphs inside a run directory
 MANIFEST = "export.json"
@@ -71,7 +73,7 @@ def export_part(part_dir: Path, part: str, path: Path, casing: bool) -> None:
     """Trace one part's encoder (batch and sequence length dynamic) into an ONNX graph at `path`."""
     load = AutoModelForTokenClassification if part == "ner" else AutoModel
     # Eager attention traces into the MatMul/Softmax pattern the fusion below recognises (SDPA does not).
-    encoder = load.from_pretrained(part_dir, use_safetensors=True, attn_implementation="eager")
+    encoder = load_shape_table(load.from_pretrained(part_dir, use_safetensors=True, attn_implementation="eager"), part_dir)
     model = _SingleOutput(encoder, PARTS[part]).eval()
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if casing else [])
     example = {name: torch.ones(2, 16, dtype=torch.long) for name in names}

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerFast
 from transformers.modeling_outputs import TokenClassifierOutput
 
+from .casing import load_shape_table, save_encoder
 from .schema import Entity, Relation, label_spans
 from .sentences import split_sentences
 from .windows import TokenizedText, encoder_batch
@@ -243,13 +244,14 @@ class RelationModel(torch.nn.Module):
 
     def save(self, directory: Path) -> None:
         """Encoder via save_pretrained, classifier as safetensors: no pickle anywhere."""
-        self.encoder.save_pretrained(directory, safe_serialization=True)
+        save_encoder(self.encoder, directory)
         save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(directory / HEAD_FILE))
 
     @classmethod
     def load(cls, directory: Path, num_labels: int, encoder: Any = None) -> RelationModel:
         """The saved model; `encoder` replaces the saved encoder's forward (an `OnnxEncoder`)."""
-        encoder = encoder if encoder is not None else AutoModel.from_pretrained(directory, use_safetensors=True)
+        if encoder is None:
+            encoder = load_shape_table(AutoModel.from_pretrained(directory, use_safetensors=True), directory)
         model = cls(encoder, num_labels)
         model.classifier.load_state_dict(load_file(str(directory / HEAD_FILE)))
         return model

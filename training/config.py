@@ -55,7 +55,7 @@ class NerConfig(OptimConfig):
     # What a training window holds: single sentences, whole articles cut into windows (each
     # sentence seen with its neighbours, as at inference on raw articles), or both.
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
-    casing: bool = True  # word shapes as token-type ids (inference/casing.py); needs a BERT-like encoder
+    casing: bool = True  # word shapes added to the token embeddings (inference/casing.py)
 
 
 @dataclass

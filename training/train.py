@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from inference.calibration import mention_key
+from inference.casing import save_encoder
 from inference.extractor import MENTIONS_FILE, SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor, known_mentions_json
 from inference.ner import NerTagger
 from inference.relations import RelationTagger
@@ -137,7 +138,7 @@ def write_run(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    ner[0].save_pretrained(staging / "ner", safe_serialization=True)
+    save_encoder(ner[0], staging / "ner")
     ner[1].save_pretrained(staging / "ner")
     if relations is not None:
         (staging / "relations").mkdir()

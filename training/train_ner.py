@@ -8,7 +8,7 @@ from accelerate import Accelerator
 from datasets import Dataset
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
-from inference.casing import enable_shape_embeddings
+from inference.casing import enable_shape_embeddings, load_shape_table
 from inference.encoders import resolve_encoder
 from inference.extractor import NewsExtractor
 from inference.ner import NerTagger, bio_labels
@@ -49,6 +49,7 @@ def train_ner(
         use_safetensors=True,
         ignore_mismatched_sizes=True,  # an encoder that is a trained NER model brings a head for other labels
     )
+    load_shape_table(model, encoder_dir)  # an encoder trained here may bring its own shape table
     if config.ner.casing:
         enable_shape_embeddings(model)
 

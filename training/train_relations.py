@@ -8,7 +8,7 @@ from accelerate import Accelerator
 from datasets import Dataset
 from transformers import AutoModel, AutoTokenizer
 
-from inference.casing import enable_shape_embeddings
+from inference.casing import enable_shape_embeddings, load_shape_table
 from inference.encoders import resolve_encoder
 from inference.relations import RelationModel, RelationSchema, RelationTagger
 from inference.schema import Document
@@ -68,6 +68,7 @@ def train_relations(
         encoder = copy.deepcopy(accelerator.unwrap_model(ner_model).base_model)  # shape embeddings included
     else:
         encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32, use_safetensors=True)
+        load_shape_table(encoder, encoder_dir)
         if config.ner.casing:
             enable_shape_embeddings(encoder)
     model = RelationModel(encoder, len(schema.labels) + 1, rc.dropout)
