@@ -37,6 +37,13 @@ STOP_AFTER_ENV = "NEWS_EXTRACT_STOP_AFTER_STEPS"  # test hook: raise after this 
 LATEST = "latest.json"
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """The old file or the new one, never half of one: write a hidden sibling, then rename."""
+    staging = path.with_name(f".{path.name}.partial")
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(path)
+
+
 class TrainingInterrupted(RuntimeError):
     """Raised by the NEWS_EXTRACT_STOP_AFTER_STEPS test hook, standing in for a killed process."""
 
@@ -193,9 +200,7 @@ class Checkpoints:
         target = stage_dir / name
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-        pointer = stage_dir / f".{LATEST}.partial"
-        pointer.write_text(json.dumps({"checkpoint": name}), encoding="utf-8")
-        pointer.replace(stage_dir / LATEST)
+        write_atomically(stage_dir / LATEST, json.dumps({"checkpoint": name}))
         for old in stage_dir.iterdir():
             if old.is_dir() and old.name != name:
                 shutil.rmtree(old, ignore_errors=True)

@@ -12,7 +12,7 @@ from inference.encoders import EncoderNotFound
 from inference.extractor import RunDirectoryError, read_settings
 from inference.onnx_backend import BACKENDS
 
-from .checkpoint import TrainingInterrupted
+from .checkpoint import TrainingInterrupted, write_atomically
 from .config import ConfigError, load_config
 from .corpora import DataMissing, data_root
 from .evaluate import evaluate_run, format_report, write_json
@@ -112,13 +112,6 @@ def calibrate_command(args: argparse.Namespace) -> int:
             status = "" if t["reached"] else f" (target {target} not reached)"
             print(f"  {label:<14} min_score {t['min_score']:.3f}: dev precision {t['precision']:.3f}, recall {t['recall']:.3f}{status}")
     return 0
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """The old file or the new one, never half of one."""
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(text, encoding="utf-8")
-    staging.replace(path)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
