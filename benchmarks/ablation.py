@@ -67,6 +67,29 @@ def summary(values: list[float]) -> dict:
     }
 
 
+def write_results(args: argparse.Namespace, variants: list[tuple[str, list[str]]], figures: dict[str, dict[int, dict]]) -> list[dict]:
+    """Summaries over the runs done so far, written to --out; returns them."""
+    results = []
+    for name, overrides in variants:
+        per_seed = figures[name]
+        columns = {
+            column: summary([v[column] for v in per_seed.values() if v[column] is not None])
+            for column in FIGURES
+            if any(v[column] is not None for v in per_seed.values())
+        }
+        results.append({"variant": name, "overrides": overrides, "seeds": per_seed, "summary": columns})
+    record = {
+        "config": str(args.config),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "variants": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, type=Path)
@@ -82,25 +105,7 @@ def main() -> None:
         for name, overrides in variants:
             metrics = run_one(args.config, args.runs / f"{name}-seed{seed}", seed, overrides)
             figures[name][seed] = {column: pick(metrics, path) for column, path in FIGURES.items()} | {"commit": metrics.get("commit")}
-    results = []
-    for name, overrides in variants:
-        per_seed = figures[name]
-        columns = {
-            column: summary([v[column] for v in per_seed.values() if v[column] is not None])
-            for column in FIGURES
-            if any(v[column] is not None for v in per_seed.values())
-        }
-        results.append({"variant": name, "overrides": overrides, "seeds": per_seed, "summary": columns})
-
-    record = {
-        "config": str(args.config),
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "variants": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            results = write_results(args, variants, figures)  # after every run: a stopped sweep keeps its figures
     print("| variant | " + " | ".join(FIGURES) + " |")
     print("|---" * (len(FIGURES) + 1) + "|")
     for r in results:
