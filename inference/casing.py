@@ -18,6 +18,7 @@ every token as "other" (BERT-like) or as shapeless (others).
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ SHAPES = ("other", "lower", "title", "upper", "mixed")
 SHAPES_FILE = "shapes.safetensors"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def word_shape(word: str) -> int:
-    """Index into SHAPES of a word's letter case."""
+    """Index into SHAPES of a word's letter case (cached: news words repeat, and this per-word
+    Python was a third of the CPU time outside the encoders in a 200-article profile)."""
     letters = [c for c in word if c.isalpha()]
     if not letters or not any(c.isupper() or c.islower() for c in letters):
         return 0  # no cased letters: digits, punctuation, Arabic, CJK
