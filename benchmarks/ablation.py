@@ -25,7 +25,7 @@ FIGURES = {  # column -> where it lies in a run's metrics.json (written by `trai
     "ner test": ("ner", "micro", "f1"),
     "rel dev (gold entities)": ("training", "relations", "best_dev"),
     "Rel+ test": ("relations", "strict", "micro", "f1"),
-    "Rel+ test (gold entities)": ("relations", "gold_entities", "micro", "f1"),
+    "Rel+ test (gold entities)": ("relations", "gold_entities", "strict", "micro", "f1"),
 }
 
 
