@@ -18,6 +18,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .calibration import apply_platt, mention_key
 from .casing import load_shape_table
+from .ensemble import MeanOfModels, member_dirs, mismatched_settings
 from .ner import NerTagger
 from .onnx_backend import BACKENDS, ONNX_DIR
 from .relations import RelationModel, RelationSchema, RelationTagger
@@ -107,7 +108,8 @@ class NewsExtractor:
             raise ValueError(f"the {backend} backend runs on CPU only, not on {device!r}")
         device = "cpu" if backend != "torch" else device or ("cuda" if torch.cuda.is_available() else "cpu")
         encoder = _encoder_loader(backend, Path(onnx_dir) if onnx_dir else run_dir / ONNX_DIR)
-        tokenizer, model = _load_part(run_dir / "ner", lambda d: encoder(d, "ner"))
+        runs = _model_runs(run_dir, settings, backend)
+        tokenizer, model = _load_part(runs, "ner", lambda d: encoder(d, "ner"))
         labels = sorted({label.split("-", 1)[1] for label in model.config.id2label.values() if label != "O"})
         if labels != sorted(settings["entity_labels"]):
             raise RunDirectoryError(
@@ -118,7 +120,7 @@ class NewsExtractor:
         if relations and settings.get("relations"):
             schema = RelationSchema.from_dict(settings["relations"])
             rel_tokenizer, rel_model = _load_part(
-                run_dir / "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1, encoder(d, "relations"))
+                runs, "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1, encoder(d, "relations"))
             )
             relation_tagger = RelationTagger(rel_model.to(device), rel_tokenizer, schema, settings["casing"])
         extractor = cls(tagger, settings, relation_tagger)
@@ -251,13 +253,35 @@ def _encoder_loader(backend: str, onnx_dir: Path) -> Any:
     )
 
 
-def _load_part(directory: Path, load: Any) -> tuple[Any, Any]:
-    """Tokenizer and model of one part of a run (ner/ or relations/), safetensors weights only."""
-    if not (directory / "model.safetensors").is_file():
-        pickles = sorted(p.name for p in directory.glob("*.bin")) + sorted(p.name for p in directory.glob("*.pt*"))
-        refused = f"; {', '.join(pickles)} refused: pickle files can run code and are never loaded" if pickles else ""
-        raise RunDirectoryError(f"{directory}: model.safetensors is missing (weights load only from safetensors){refused}")
+def _model_runs(run_dir: Path, settings: dict[str, Any], backend: str) -> list[Path]:
+    """The runs holding the models: the run itself, or an ensemble's members (checked alike)."""
+    if not settings.get("members"):
+        return [run_dir]
+    if backend != "torch":
+        raise ValueError(f"{run_dir} is an ensemble: ensembles run on the torch backend only, not {backend!r}")
+    runs = member_dirs(run_dir, settings)
+    for member in runs:
+        differing = mismatched_settings(settings, read_settings(member))
+        if differing:
+            raise RunDirectoryError(f"{run_dir}: member {member} differs from the ensemble in {', '.join(differing)}")
+    return runs
+
+
+def _load_part(runs: list[Path], part: str, load: Any) -> tuple[Any, Any]:
+    """Tokenizer and model of one part (ner/ or relations/) of the runs, safetensors weights
+    only; several runs (an ensemble's members) give one `MeanOfModels`."""
+    models = []
+    for directory in (run / part for run in runs):
+        if not (directory / "model.safetensors").is_file():
+            pickles = sorted(p.name for p in directory.glob("*.bin")) + sorted(p.name for p in directory.glob("*.pt*"))
+            refused = f"; {', '.join(pickles)} refused: pickle files can run code and are never loaded" if pickles else ""
+            raise RunDirectoryError(f"{directory}: model.safetensors is missing (weights load only from safetensors){refused}")
+        try:
+            models.append(load(directory))
+        except Exception as err:  # noqa: BLE001 - corrupt JSON, truncated safetensors, shape mismatches: one clear error
+            raise RunDirectoryError(f"{directory}: cannot load the model ({type(err).__name__}: {err})") from None
     try:
-        return AutoTokenizer.from_pretrained(directory), load(directory)
-    except Exception as err:  # noqa: BLE001 - corrupt JSON, truncated safetensors, shape mismatches: one clear error
-        raise RunDirectoryError(f"{directory}: cannot load the model ({type(err).__name__}: {err})") from None
+        tokenizer = AutoTokenizer.from_pretrained(runs[0] / part)
+    except Exception as err:  # noqa: BLE001
+        raise RunDirectoryError(f"{runs[0] / part}: cannot load the tokenizer ({type(err).__name__}: {err})") from None
+    return tokenizer, models[0] if len(models) == 1 else MeanOfModels(models)

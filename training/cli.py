@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,8 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--target-precision", type=float, metavar="P",
                    help="per-type thresholds reach this dev precision (default: the run's config, else 0.9)")
 
+    n = commands.add_parser("ensemble", help="combine trained runs (seeds of one config) into an ensemble run, calibrated on dev")
+    n.add_argument("--members", required=True, type=Path, nargs="+", metavar="RUN", help="run directories (two or more)")
+    n.add_argument("--output", required=True, type=Path, help="ensemble run directory (holds settings only; members stay where they are)")
+    n.add_argument("--target-precision", type=float, metavar="P",
+                   help="per-type thresholds reach this dev precision (default: the first member's config, else 0.9)")
+
     args = parser.parse_args(argv)
-    command = {"train": train_command, "evaluate": evaluate_command, "calibrate": calibrate_command}[args.command]
+    commands = {"train": train_command, "evaluate": evaluate_command, "calibrate": calibrate_command, "ensemble": ensemble_command}
+    command = commands[args.command]
     try:
         return command(args)
     except (ConfigError, DataMissing, ReaderError, EncoderNotFound, RunDirectoryError, ValueError) as err:
@@ -112,6 +120,33 @@ def calibrate_command(args: argparse.Namespace) -> int:
             status = "" if t["reached"] else f" (target {target} not reached)"
             print(f"  {label:<14} min_score {t['min_score']:.3f}: dev precision {t['precision']:.3f}, recall {t['recall']:.3f}{status}")
     return 0
+
+
+def ensemble_command(args: argparse.Namespace) -> int:
+    """An ensemble run: the first member's settings, the members (relative paths), then a
+    calibration fitted for the ensemble on the dev split, as `calibrate` does for a run."""
+    from inference.extractor import MENTIONS_FILE, SETTINGS_FILE
+    from inference.ensemble import mismatched_settings
+
+    if len(args.members) < 2:
+        raise ValueError("--members: an ensemble needs two or more runs")
+    first = read_settings(args.members[0])
+    for member in args.members:
+        if member.resolve() == args.output.resolve():
+            raise ValueError(f"--output {args.output} is one of the members")
+        if read_settings(member).get("members"):
+            raise RunDirectoryError(f"{member} is itself an ensemble: list its members instead")
+        differing = mismatched_settings(first, read_settings(member))
+        if differing:
+            raise RunDirectoryError(f"{member} differs from {args.members[0]} in {', '.join(differing)}: not members of one ensemble")
+    args.output.mkdir(parents=True, exist_ok=True)
+    members = [os.path.relpath(m.resolve(), args.output.resolve()) for m in args.members]
+    settings = {k: v for k, v in first.items() if k not in ("training", "calibration")} | {"members": members}
+    write_atomically(args.output / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+    if (args.members[0] / MENTIONS_FILE).is_file():
+        write_atomically(args.output / MENTIONS_FILE, (args.members[0] / MENTIONS_FILE).read_text(encoding="utf-8"))
+    print(f"ensemble of {len(members)} runs written to {args.output}; fitting its calibration")
+    return calibrate_command(argparse.Namespace(model=args.output, data=None, format=None, target_precision=args.target_precision))
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
