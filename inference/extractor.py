@@ -153,6 +153,8 @@ class NewsExtractor:
         `min_score` leaves out what scores under it, and relations whose entities are left out:
         one number for every label, a mapping label -> number (labels it lacks are kept), or
         "run" for the per-type thresholds the run stores (chosen on dev for a target precision).
+        By default (None) the run's decision floors apply: one for entities and one for
+        relations, chosen on dev for the best F1 (`python -m training calibrate`); 0 keeps all.
         """
         floor = self.score_floor(min_score)
         for k, text in enumerate(texts):
@@ -188,7 +190,11 @@ class NewsExtractor:
         """The least score kept for each label, from `min_score` (see `extract_many`); checked here
         so that a bad value fails before any work."""
         if min_score is None:
-            return None
+            decision = self.calibration.get("decision")
+            if not decision:
+                return None  # raw scores, or a run calibrated before decision floors existed
+            entity_labels = set(self.entity_labels)
+            return lambda label: decision["entities" if label in entity_labels else "relations"]["min_score"]
         if isinstance(min_score, str):
             if min_score != "run":
                 raise ValueError(f'min_score must be a number, a mapping label -> number or "run", got {min_score!r}')

@@ -117,7 +117,7 @@ def test_run_thresholds_and_per_label_floors_apply_in_the_output(tiny_run: Path)
     stored = extractor.calibration["thresholds"]
     assert stored["target_precision"] == 0.9 and set(stored["entities"]) <= {"Loc", "Org", "Peop"}
     text = "John Smith works for Acme Corp in Boston . Maria Lopez lives in Paris ."
-    full = extractor.extract(text)
+    full = extractor.extract(text, min_score=0.0)
     floors = {label: t["min_score"] for kind in ("entities", "relations") for label, t in stored[kind].items()}
     by_run = extractor.extract(text, min_score="run")
     assert [e.id for e in by_run.entities] == [e.id for e in full.entities if e.score >= floors.get(e.label, 0.0)]
@@ -129,6 +129,32 @@ def test_run_thresholds_and_per_label_floors_apply_in_the_output(tiny_run: Path)
         extractor.extract(text, min_score={"Person": 0.5})
     with pytest.raises(ValueError, match="min_score"):
         extractor.extract(text, min_score="high")
+
+
+def test_decision_floor_maximises_f1_and_prefers_the_lowest_among_equals():
+    from training.calibrate import fit_decision_floor
+    from training.evaluate import Outcomes
+
+    # Three right at 0.9, two wrong at 0.3, one right at 0.12; 5 gold. Keeping all: F1 2*4/(6+5);
+    # from 0.15 (up to 0.30): 2*3/(5+5); from 0.35 (up to 0.90): 2*3/(3+5), the best: 0.35 is the lowest.
+    outcomes = Outcomes([0.9, 0.9, 0.9, 0.3, 0.3, 0.12], [True, True, True, False, False, True], ["A"] * 6)
+    assert fit_decision_floor(outcomes, gold=5) == {"min_score": 0.35, "f1": 0.75, "f1_keeping_all": 8 / 11}
+    assert fit_decision_floor(Outcomes([], [], []), gold=3)["min_score"] == 0.0
+
+
+def test_decision_floors_shape_the_default_output(tiny_run: Path):
+    extractor = NewsExtractor.from_pretrained(tiny_run)
+    assert set(extractor.calibration["decision"]) == {"entities", "relations"}  # fitted by training
+    text = "John Smith works for Acme Corp in Boston . Maria Lopez lives in Paris ."
+    everything = extractor.extract(text, min_score=0.0)
+    assert everything.entities, "the tiny model finds something to leave out"
+    cut = sorted(e.score for e in everything.entities)[len(everything.entities) // 2]
+    extractor.calibration["decision"] = {"entities": {"min_score": cut}, "relations": {"min_score": 1.0}}
+    default = extractor.extract(text)
+    assert [e.id for e in default.entities] == [e.id for e in everything.entities if e.score >= cut]
+    assert default.relations == []
+    extractor.set_calibration({})  # raw scores: no floors
+    assert len(extractor.extract(text).entities) == len(everything.entities)
 
 
 def test_kept_by_floor_counts_precision_and_recall_per_label():

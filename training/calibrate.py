@@ -42,8 +42,25 @@ def fit_calibration(extractor: NewsExtractor, documents: list[Document], target_
         "target_precision": target_precision,
         **{kind: fit_thresholds(calibrated[kind], gold[kind], target_precision) for kind in ("entities", "relations")},
     }
+    result["decision"] = {kind: fit_decision_floor(calibrated[kind], sum(gold[kind].values())) for kind in ("entities", "relations")}
     extractor.set_calibration(result)
     return result
+
+
+DECISION_GRID = [k / 20 for k in range(20)]  # 0, 0.05, ..., 0.95: coarse, so a few hundred dev relations can choose
+
+
+def fit_decision_floor(outcomes: Outcomes, gold: int) -> dict[str, float]:
+    """The calibrated-score floor (on DECISION_GRID) under which extractions are left out by
+    default: the one of best micro F1 on these documents, the lowest among equals; with the F1
+    it gave and the F1 of keeping everything."""
+    def f1(floor: float) -> float:
+        kept = [ok for s, ok in zip(outcomes.scores, outcomes.correct) if s >= floor]
+        right = sum(kept)
+        return 2 * right / (len(kept) + gold) if kept or gold else 0.0
+
+    best = max(DECISION_GRID, key=lambda floor: (f1(floor), -floor))
+    return {"min_score": best, "f1": f1(best), "f1_keeping_all": f1(0.0)}
 
 
 def fit_thresholds(outcomes: Outcomes, gold: dict[str, int], target: float) -> dict[str, dict[str, Any]]:

@@ -115,6 +115,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))
     print(f"calibration fitted on {data}: {temperatures}; score maps for "
           + " and ".join(k.split("_")[0] for k in fitted if k.endswith("platt")))
+    for kind, d in fitted["decision"].items():
+        print(f"  default output, {kind}: scores from {d['min_score']:.2f} kept (dev F1 {d['f1']:.3f}, {d['f1_keeping_all']:.3f} keeping all)")
     for kind in ("entities", "relations"):
         for label, t in fitted["thresholds"][kind].items():
             status = "" if t["reached"] else f" (target {target} not reached)"

@@ -7,6 +7,7 @@ and from gold entities. Calibration: ECE and risk-coverage of the scores against
 """
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import os
@@ -22,7 +23,7 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
 from inference.calibration import ece_sampling_floor, expected_calibration_error
-from inference.extractor import NewsExtractor
+from inference.extractor import NewsExtractor, keep_confident
 from inference.ner import word_tags
 from inference.relations import RelationTagger
 from inference.schema import Article, Document, Entity, Relation, label_spans, sentence_documents
@@ -92,16 +93,20 @@ def evaluate(
         keep = set(label_map.values())
         documents = [replace(d, entities=[e for e in d.entities if e.label in keep], relations=[]) for d in documents]
 
-    def extract() -> list[Article]:
-        articles = extractor.extract_many(texts, batch_size=batch_size)
+    def extract() -> tuple[list[Article], list[Article]]:
+        """Everything the extractor finds (for the score tables) and what it returns by default
+        (its decision floors applied: the F1 tables)."""
+        everything = extractor.extract_many(texts, batch_size=batch_size, min_score=0.0)
+        floor = extractor.score_floor(None)
+        default = everything if floor is None else [keep_confident(copy.deepcopy(a), floor) for a in everything]
         if label_map is None:
-            return articles
-        return [
-            Article(a.id, a.text, [replace(e, label=label_map[e.label]) for e in a.entities if e.label in label_map])
-            for a in articles
-        ]
+            return everything, default
+        return tuple(
+            [Article(a.id, a.text, [replace(e, label=label_map[e.label]) for e in a.entities if e.label in label_map]) for a in arts]
+            for arts in (everything, default)
+        )
 
-    articles = extract()
+    everything, articles = extract()
     gold, pred = tag_sequences(extractor, documents, [a.entities for a in articles])
     result = {"ner": entity_scores(gold, pred)}
     with_relations = extractor.relation_tagger is not None and label_map is None
@@ -111,7 +116,7 @@ def evaluate(
     evaluation = Evaluation(result, documents, articles, symmetric=symmetric)
     if calibration:
         result["ner"]["confusion"] = type_confusion(documents, articles)
-        outcomes = score_outcomes(documents, articles, symmetric)
+        outcomes = score_outcomes(documents, everything, symmetric)
         gold_counts = gold_label_counts(documents, symmetric)
         # Exact-match precision/recall by score threshold: what a user gets from min_score.
         result["ner"]["thresholds"] = risk_coverage(outcomes["entities"], sum(gold_counts["entities"].values()))
@@ -119,13 +124,14 @@ def evaluate(
             result["relations"]["thresholds"] = risk_coverage(outcomes["relations"], sum(gold_counts["relations"].values()))
         fitted = extractor.calibration
         extractor.set_calibration({})
-        raw = score_outcomes(documents, extract(), symmetric)
+        raw = score_outcomes(documents, extract()[0], symmetric)
         extractor.set_calibration(fitted)
         result["calibration"] = {
             **calibration_errors(outcomes),
             "uncalibrated": calibration_errors(raw),
             "temperatures": {k: v for k, v in fitted.items() if k.endswith("temperature")},
             "maps": sorted(k for k in fitted if k.endswith("platt")),
+            "decision": fitted.get("decision"),
         }
         if fitted.get("thresholds") and label_map is None:
             floor = extractor.score_floor("run")
@@ -340,6 +346,10 @@ def format_report(result: dict[str, Any], where: str) -> str:
             line += (f", relations {cal['relation_ece']:.4f} (raw {cal['uncalibrated']['relation_ece']:.4f}, "
                      f"floor {cal['relation_ece_floor']:.4f})")
         parts.append(line + f", temperatures {cal['temperatures']}")
+        if cal.get("decision"):
+            floors = ", ".join(f"{kind} {d['min_score']:.2f}" for kind, d in cal["decision"].items())
+            parts.append(f"the tables above are the default output: decision floors chosen on dev for F1 ({floors}); "
+                         "the threshold tables and calibration errors count everything found (min_score=0)")
         for kind, kept in cal.get("run_thresholds", {}).items():
             parts.append(f"{kind} kept by the run's per-type thresholds (min_score=\"run\"): "
                          f"precision {kept['micro']['precision']:.4f}, recall {kept['micro']['recall']:.4f}")
