@@ -164,7 +164,8 @@ def create_app(extractor: NewsExtractor, run_dir: Path, limits: ServerLimits = S
 
     def run_model(items: list[tuple[str, str]]) -> list[Article]:
         try:
-            return extractor.extract_many([t for t, _ in items], ids=[i for _, i in items], batch_size=limits.max_batch)
+            # Everything found: each request's own floor (or the default decision floors) applies below.
+            return extractor.extract_many([t for t, _ in items], ids=[i for _, i in items], batch_size=limits.max_batch, min_score=0.0)
         finally:
             release_freed_memory()
 
@@ -202,7 +203,7 @@ def create_app(extractor: NewsExtractor, run_dir: Path, limits: ServerLimits = S
         except QueueFull as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
         if floor is not None:
-            articles = [keep_confident(a, floor) for a in articles]
+            articles = [keep_confident(a, floor, keep_related=request.min_score is None) for a in articles]
         out = [a.to_dict() for a in articles]
         return out[0] if request.articles is None else {"articles": out}
 

@@ -121,6 +121,7 @@ def test_run_thresholds_and_per_label_floors_apply_in_the_output(tiny_run: Path)
     floors = {label: t["min_score"] for kind in ("entities", "relations") for label, t in stored[kind].items()}
     by_run = extractor.extract(text, min_score="run")
     assert [e.id for e in by_run.entities] == [e.id for e in full.entities if e.score >= floors.get(e.label, 0.0)]
+    assert [r.score >= floors[r.label] for r in by_run.relations] == [True] * len(by_run.relations)
     # A mapping raises the floor of one label only.
     only_peop = extractor.extract(text, min_score={"Peop": 1.0})
     assert all(e.label != "Peop" for e in only_peop.entities)
@@ -153,6 +154,13 @@ def test_decision_floors_shape_the_default_output(tiny_run: Path):
     default = extractor.extract(text)
     assert [e.id for e in default.entities] == [e.id for e in everything.entities if e.score >= cut]
     assert default.relations == []
+    # Relations kept by the default floors keep their entities, even under the entity floor.
+    extractor.calibration["decision"] = {"entities": {"min_score": 1.0}, "relations": {"min_score": 0.0}}
+    default = extractor.extract(text)
+    related = {i for r in everything.relations for i in (r.head, r.tail)}
+    assert related, "the tiny model relates something"
+    assert [e.id for e in default.entities] == [e.id for e in everything.entities if e.id in related]
+    assert len(default.relations) == len(everything.relations)
     extractor.set_calibration({})  # raw scores: no floors
     assert len(extractor.extract(text).entities) == len(everything.entities)
 

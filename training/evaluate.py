@@ -98,7 +98,7 @@ def evaluate(
         (its decision floors applied: the F1 tables)."""
         everything = extractor.extract_many(texts, batch_size=batch_size, min_score=0.0)
         floor = extractor.score_floor(None)
-        default = everything if floor is None else [keep_confident(copy.deepcopy(a), floor) for a in everything]
+        default = everything if floor is None else [keep_confident(copy.deepcopy(a), floor, keep_related=True) for a in everything]
         if label_map is None:
             return everything, default
         return tuple(
