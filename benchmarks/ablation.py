@@ -7,7 +7,7 @@ test metrics is reused, so an interrupted sweep continues where it stopped.
 Usage:
   python benchmarks/ablation.py --config configs/conll04.yaml --seeds 13 14 15 \
       --variant baseline --variant init-ner:relations.init=ner --variant no-casing:ner.casing=false \
-      --runs runs/ablation --out benchmarks/results/ablation/conll04_cpu.json
+      --runs runs/ablation --out benchmarks/results/ablation/cpu_conll04.json
 """
 from __future__ import annotations
 
