@@ -143,6 +143,16 @@ def test_decision_floor_maximises_f1_and_prefers_the_lowest_among_equals():
     assert fit_decision_floor(Outcomes([], [], []), gold=3)["min_score"] == 0.0
 
 
+def test_a_run_without_relations_gets_no_relation_floor(tiny_run: Path, tiny_data: Path):
+    from training.calibrate import fit_calibration
+    from training.readers import read_documents
+
+    extractor = NewsExtractor.from_pretrained(tiny_run)
+    extractor.relation_tagger = None  # an NER-only run
+    fitted = fit_calibration(extractor, read_documents(tiny_data / "tiny" / "dev.json", "spert"), 0.9)
+    assert set(fitted["decision"]) == {"entities"}
+
+
 def test_decision_floors_shape_the_default_output(tiny_run: Path):
     extractor = NewsExtractor.from_pretrained(tiny_run)
     assert set(extractor.calibration["decision"]) == {"entities", "relations"}  # fitted by training

@@ -42,7 +42,8 @@ def fit_calibration(extractor: NewsExtractor, documents: list[Document], target_
         "target_precision": target_precision,
         **{kind: fit_thresholds(calibrated[kind], gold[kind], target_precision) for kind in ("entities", "relations")},
     }
-    result["decision"] = {kind: fit_decision_floor(calibrated[kind], sum(gold[kind].values())) for kind in ("entities", "relations")}
+    kinds = ("entities", "relations") if extractor.relation_tagger is not None else ("entities",)  # no relation floor without relations
+    result["decision"] = {kind: fit_decision_floor(calibrated[kind], sum(gold[kind].values())) for kind in kinds}
     extractor.set_calibration(result)
     return result
 
