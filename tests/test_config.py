@@ -51,6 +51,8 @@ def test_good_config_and_overrides(tmp_path: Path):
         (GOOD, ["nosuch.x=1"], "override nosuch: unknown key 'nosuch' in top level"),
         (GOOD, ["ner.batch_size=-4"], "override ner.batch_size: ner.batch_size must be at least 1, got -4"),
         ("- a\n- b\n", [], "c.yaml:1: a config is a mapping"),
+        (GOOD, ["ner.distill.weight=0.5"], "override ner.distill: missing key 'ner.distill.teacher'"),
+        (GOOD, ["ner.distill.teacher=runs/t", "ner.distill.weight=1.5"], "ner.distill.weight must be at most 1.0, got 1.5"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, overrides: list[str], message: str):

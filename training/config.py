@@ -47,6 +47,19 @@ class OptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation from a trained run's NER model (training/distill.py)."""
+
+    teacher: str  # run directory whose NER model (same entity types) teaches this one
+    weight: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # share of the loss from the teacher
+    # Extra texts that only the teacher labels: a corpus file read under data.root (its
+    # annotations, if any, are ignored), and how many of its sentences to sample.
+    unlabeled: str | None = None
+    unlabeled_format: str = field(default="conll2003", metadata={"choices": ("conll2003", "spert", "crossre", "jsonl")})
+    unlabeled_sentences: int = field(default=2000, metadata={"min": 1})
+
+
+@dataclass
 class NerConfig(OptimConfig):
     """Token-classification fine-tuning."""
 
@@ -56,6 +69,7 @@ class NerConfig(OptimConfig):
     # sentence seen with its neighbours, as at inference on raw articles), or both.
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
     casing: bool = True  # word shapes added to the token embeddings (inference/casing.py)
+    distill: DistillConfig | None = None  # learn from a teacher run's tag distributions as well
 
 
 @dataclass
@@ -183,11 +197,13 @@ def _build(cls: type, raw: Any, prefix: str, path: Path, lines: dict[str, int]) 
             values[name] = _build(section_type, raw[name], dotted + ".", path, lines)
         else:
             values[name] = _check(raw[name], hint, dotted, _where(path, lines, dotted))
-            choices, minimum = f.metadata.get("choices"), f.metadata.get("min")
+            choices, minimum, maximum = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
             if choices and values[name] not in choices:
                 raise ConfigError(f"{_where(path, lines, dotted)}: {dotted} must be one of {', '.join(choices)}, got {values[name]!r}")
             if minimum is not None and values[name] is not None and values[name] < minimum:
                 raise ConfigError(f"{_where(path, lines, dotted)}: {dotted} must be at least {minimum}, got {values[name]!r}")
+            if maximum is not None and values[name] is not None and values[name] > maximum:
+                raise ConfigError(f"{_where(path, lines, dotted)}: {dotted} must be at most {maximum}, got {values[name]!r}")
     return cls(**values)
 
 

@@ -10,6 +10,7 @@ import math
 import random
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
@@ -34,24 +35,33 @@ def ner_features(
     spec: WindowSpec,
     label2id: dict[str, int],
     casing: bool,
-) -> list[dict[str, list[int]]]:
+    teacher: list[np.ndarray] | None = None,
+    gold: bool = True,
+) -> list[dict[str, list]]:
     """One feature per window (input_ids, labels, and word shapes as token_type_ids where `casing`).
 
-    Only the first subword of a word carries its tag.
+    Only the first subword of a word carries its tag. `teacher`: per document, (words x labels)
+    tag distributions of a teacher model (training/distill.py), added as a `teacher` row per
+    token (zeros where none). `gold=False`: unannotated texts, no tag is learned from them.
     """
     features = []
-    for doc, toks in zip(documents, tokenize(tokenizer, [d.text for d in documents])):
-        tags = word_tags(toks.words, label_spans(doc.entities))
+    for d, (doc, toks) in enumerate(zip(documents, tokenize(tokenizer, [d.text for d in documents]))):
+        tags = word_tags(toks.words, label_spans(doc.entities)) if gold else ["O"] * len(toks.words)
         unknown = {t.split("-", 1)[1] for t in tags if t not in label2id}
         if unknown:
             raise ValueError(f"document {doc.id!r}: entity types {sorted(unknown)} are not in the label set")
         starts = set(toks.word_starts())
         for w in make_windows(toks, spec):
             labels = [IGNORE]
-            labels += [label2id[tags[toks.word_ids[t]]] if t in starts else IGNORE for t in range(w.start, w.end)]
+            labels += [label2id[tags[toks.word_ids[t]]] if gold and t in starts else IGNORE for t in range(w.start, w.end)]
             labels.append(IGNORE)
             ids, shapes = window_inputs(tokenizer, toks, w)
-            features.append({"input_ids": ids, "labels": labels, **({"token_type_ids": shapes} if casing else {})})
+            feature = {"input_ids": ids, "labels": labels, **({"token_type_ids": shapes} if casing else {})}
+            if teacher is not None:
+                none = [0.0] * len(label2id)
+                rows = [teacher[d][toks.word_ids[t]].tolist() if t in starts else none for t in range(w.start, w.end)]
+                feature["teacher"] = [none, *rows, none]
+            features.append(feature)
     return features
 
 

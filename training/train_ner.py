@@ -17,6 +17,7 @@ from inference.windows import WindowSpec
 
 from .checkpoint import Checkpoints
 from .config import Config
+from .distill import DistillationCollator, DistilledTagger, teacher_word_probs, unlabeled_documents
 from .evaluate import evaluate_documents
 from .features import ner_features
 from .loop import FitResult, fit
@@ -31,15 +32,24 @@ def train_ner(
     settings: dict[str, Any],
     checkpoints: Checkpoints | None = None,
 ) -> tuple[torch.nn.Module, Any, FitResult]:
-    """Train as `config.ner` says on `train_docs` (sentences, articles or both, as given);
-    early stopping on the dev entity F1 measured through the inference code; `checkpoints`:
-    save and resume (training/checkpoint.py)."""
+    """Train as `config.ner` says on `train_docs` (sentences, articles or both, as given), with
+    a teacher's help where `config.ner.distill` names one (training/distill.py); early stopping
+    on the dev entity F1 measured through the inference code; `checkpoints`: save and resume
+    (training/checkpoint.py)."""
     labels = bio_labels(entity_types)
     label2id = {label: i for i, label in enumerate(labels)}
     encoder_dir = resolve_encoder(config.encoder)
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     spec = WindowSpec(config.ner.max_length, config.ner.stride)
-    dataset = Dataset.from_list(ner_features(tokenizer, train_docs, spec, label2id, config.ner.casing))
+    distill = config.ner.distill
+    if distill is None:
+        features = ner_features(tokenizer, train_docs, spec, label2id, config.ner.casing)
+    else:
+        extra = unlabeled_documents(config)
+        taught = teacher_word_probs(distill, labels, tokenizer, train_docs + extra, str(accelerator.device))
+        features = ner_features(tokenizer, train_docs, spec, label2id, config.ner.casing, taught[: len(train_docs)])
+        features += ner_features(tokenizer, extra, spec, label2id, config.ner.casing, taught[len(train_docs) :], gold=False)
+    dataset = Dataset.from_list(features)
     model = AutoModelForTokenClassification.from_pretrained(
         encoder_dir,
         num_labels=len(labels),
@@ -57,5 +67,13 @@ def train_ner(
         extractor = NewsExtractor(NerTagger(trained, tokenizer, spec, config.ner.casing), settings)
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
-    collate = DataCollatorForTokenClassification(tokenizer)
-    return model, tokenizer, fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1, checkpoints)
+    if distill is None:
+        collate = DataCollatorForTokenClassification(tokenizer)
+        result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1, checkpoints)
+    else:
+        # The wrapper only changes the loss; its weights are the model's own (best epoch loaded back).
+        result = fit(
+            accelerator, DistilledTagger(model, distill.weight), dataset, DistillationCollator(tokenizer),
+            config.ner, config.seed, "NER", lambda wrapped: dev_f1(wrapped.model), checkpoints,
+        )
+    return model, tokenizer, result
