@@ -52,7 +52,7 @@ def measure(part: str, config: Any, steps: int) -> dict[str, Any]:
         schema = relation_schema(config, docs, types)
         features, _ = relation_features(tokenizer, docs, schema, config.relations.negative_ratio, config.seed)
         encoder = AutoModel.from_pretrained(encoder_dir, dtype=torch.float32)
-        model = RelationModel(encoder, len(schema.labels) + 1)
+        model = RelationModel(encoder, len(schema.labels) + 1, context=schema.context)
         collate, hp = RelationCollator(tokenizer.pad_token_id, config.ner.casing), config.relations
     if config.ner.casing:
         enable_shape_embeddings(encoder)

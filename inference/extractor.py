@@ -120,7 +120,7 @@ class NewsExtractor:
         if relations and settings.get("relations"):
             schema = RelationSchema.from_dict(settings["relations"])
             rel_tokenizer, rel_model = _load_part(
-                runs, "relations", lambda d: RelationModel.load(d, len(schema.labels) + 1, encoder(d, "relations"))
+                runs, "relations", lambda d: RelationModel.load(d, schema, encoder(d, "relations"))
             )
             relation_tagger = RelationTagger(rel_model.to(device), rel_tokenizer, schema, settings["casing"])
         extractor = cls(tagger, settings, relation_tagger)

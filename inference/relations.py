@@ -41,6 +41,7 @@ class RelationSchema:
     allowed: list[list[str]] | None  # (head type, tail type) pairs that may be related; None: all
     max_distance: int = 0  # pair entities of different sentences up to this many characters apart
     max_length: int = 128  # tokens per segment, markers and special tokens included
+    context: bool = False  # the classifier also sees the max-pooled tokens between the two entities
 
     @classmethod
     def from_dict(cls, d: dict) -> RelationSchema:
@@ -66,6 +67,7 @@ class Segment:
     input_ids: list[int]
     shapes: list[int]
     marker_index: dict[int, int] = field(default_factory=dict)  # entity index -> position of its opening marker
+    closing_index: dict[int, int] = field(default_factory=dict)  # entity index -> position of its closing marker
 
 
 def candidate_pairs(
@@ -130,6 +132,7 @@ def build_segment(
     segment = Segment([special[0]], [0])
     for t in range(lo, hi + 1):
         for k in closes.get(t, []):
+            segment.closing_index[k] = len(segment.input_ids)
             segment.input_ids.append(markers[types[k]][1])
             segment.shapes.append(0)
         for k in opens.get(t, []):
@@ -217,27 +220,49 @@ def pairs_by_segment(pairs: list[tuple[int, int, int]]) -> dict[int, list[tuple[
     return grouped
 
 
+def pair_positions(segment: Segment, head: int, tail: int) -> tuple[int, int, int, int]:
+    """(head marker, tail marker, context start, context end) of a pair in its segment. The
+    context is the tokens between the two entities, after the earlier one's closing marker and
+    before the later one's opening marker: empty where they touch or nest."""
+    first, second = sorted((head, tail), key=segment.marker_index.__getitem__)
+    lo, hi = segment.closing_index[first] + 1, segment.marker_index[second]
+    return segment.marker_index[head], segment.marker_index[tail], lo, max(lo, hi)
+
+
 def _marked_length(lo: int, hi: int, span_starts: list[int]) -> int:
     """Tokens of [lo, hi) plus two markers per entity starting inside (an upper bound)."""
     return hi - lo + 2 * (bisect.bisect_left(span_starts, hi) - bisect.bisect_left(span_starts, lo))
 
 
 class RelationModel(torch.nn.Module):
-    """An encoder and a linear classifier over the states of the head's and tail's opening markers.
+    """An encoder and a linear classifier over the states of the head's and tail's opening
+    markers and, with `context`, the max-pooled states between the two entities (as SpERT's
+    localized context: the words that say how two names relate mostly lie between them).
 
     `encoder` is a Hugging Face model or anything called the same way (`OnnxEncoder`)."""
 
-    def __init__(self, encoder: PreTrainedModel | Any, num_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: PreTrainedModel | Any, num_labels: int, dropout: float = 0.1, context: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
+        self.context = context
         self.dropout = torch.nn.Dropout(dropout)
-        self.classifier = torch.nn.Linear(2 * encoder.config.hidden_size, num_labels)
+        self.classifier = torch.nn.Linear((3 if context else 2) * encoder.config.hidden_size, num_labels)
 
-    def forward(self, input_ids, attention_mask, pair_row, head_index, tail_index, token_type_ids=None, labels=None):
-        """`pair_row[k]` is the segment of pair k; `head_index`/`tail_index` its marker positions."""
+    def forward(
+        self, input_ids, attention_mask, pair_row, head_index, tail_index, context_start, context_end,
+        token_type_ids=None, labels=None,
+    ):
+        """`pair_row[k]` is the segment of pair k; `head_index`/`tail_index` its marker positions;
+        tokens [`context_start`, `context_end`) of its segment lie between its two entities."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        pair = torch.cat([states[pair_row, head_index], states[pair_row, tail_index]], dim=-1)
+        parts = [states[pair_row, head_index], states[pair_row, tail_index]]
+        if self.context:
+            position = torch.arange(states.shape[1], device=states.device)
+            inside = (position >= context_start[:, None]) & (position < context_end[:, None])  # pairs x tokens
+            pooled = states[pair_row].masked_fill(~inside[..., None], torch.finfo(states.dtype).min).max(1).values
+            parts.append(torch.where(inside.any(1, keepdim=True), pooled, torch.zeros_like(pooled)))  # adjacent: zeros
+        pair = torch.cat(parts, dim=-1)
         logits = self.classifier(self.dropout(pair))
         loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return TokenClassifierOutput(loss=loss, logits=logits)
@@ -248,11 +273,11 @@ class RelationModel(torch.nn.Module):
         save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(directory / HEAD_FILE))
 
     @classmethod
-    def load(cls, directory: Path, num_labels: int, encoder: Any = None) -> RelationModel:
+    def load(cls, directory: Path, schema: RelationSchema, encoder: Any = None) -> RelationModel:
         """The saved model; `encoder` replaces the saved encoder's forward (an `OnnxEncoder`)."""
         if encoder is None:
             encoder = load_shape_table(AutoModel.from_pretrained(directory, use_safetensors=True), directory)
-        model = cls(encoder, num_labels)
+        model = cls(encoder, len(schema.labels) + 1, context=schema.context)
         model.classifier.load_state_dict(load_file(str(directory / HEAD_FILE)))
         return model
 
@@ -260,12 +285,11 @@ class RelationModel(torch.nn.Module):
 def collate_segments(
     segments: list[Segment], pairs: list[tuple[int, int, int]], pad_id: int, casing: bool, device: torch.device | str = "cpu"
 ) -> dict[str, torch.Tensor]:
-    """Pad segments into one batch; `pairs` are (row in `segments`, head marker position, tail
-    marker position). Training and inference share it."""
+    """Pad segments into one batch; `pairs` are (row in `segments`, *`pair_positions`). Training
+    and inference share it."""
     batch = encoder_batch([(s.input_ids, s.shapes) for s in segments], pad_id, casing, device)
-    batch["pair_row"] = torch.tensor([r for r, _, _ in pairs], device=device)
-    batch["head_index"] = torch.tensor([h for _, h, _ in pairs], device=device)
-    batch["tail_index"] = torch.tensor([t for _, _, t in pairs], device=device)
+    for k, name in enumerate(("pair_row", "head_index", "tail_index", "context_start", "context_end")):
+        batch[name] = torch.tensor([p[k] for p in pairs], dtype=torch.long, device=device)
     return batch
 
 
@@ -298,7 +322,7 @@ class RelationTagger:
         for b in range(0, len(order), batch_size):
             batch = [segments[n] for n in order[b : b + batch_size]]
             flat = [(row, h, t) for row, (_, _, ps) in enumerate(batch) for h, t in ps]
-            positions = [(row, batch[row][1].marker_index[h], batch[row][1].marker_index[t]) for row, h, t in flat]
+            positions = [(row, *pair_positions(batch[row][1], h, t)) for row, h, t in flat]
             inputs = collate_segments([s for _, s, _ in batch], positions, self.tokenizer.pad_token_id, self.casing, device)
             probs = (self.model(**inputs).logits.float() / self.temperature).softmax(-1).cpu()
             best_p, best = probs.max(-1)

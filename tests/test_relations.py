@@ -4,8 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from inference.relations import RelationSchema, candidate_pairs, marker_ids, relation_inputs
+from inference.relations import (
+    RelationModel,
+    RelationSchema,
+    candidate_pairs,
+    collate_segments,
+    marker_ids,
+    pair_positions,
+    relation_inputs,
+)
 from inference.windows import tokenize
 
 TEXT = "John Smith works for Acme Corp in Boston. Maria Lopez lives in Paris."
@@ -49,6 +58,41 @@ def test_candidates_cover_every_pair_once(tokenizer):
     _, pairs = relation_inputs(tokenizer, toks, TEXT, ENTITIES, wide, marker_ids(tokenizer, wide))
     got = [(h, t) for h, t, _ in pairs]
     assert (2, 3) in got and (3, 2) in got and (0, 4) not in got and len(got) == len(set(got))
+
+
+def test_pair_context_is_the_tokens_between_the_two_entities(tokenizer):
+    toks = tokenize(tokenizer, [TEXT])[0]
+    segments, _ = relation_inputs(tokenizer, toks, TEXT, ENTITIES, schema(), marker_ids(tokenizer, schema()))
+    first = segments[0]
+    between = lambda lo, hi: tokenizer.decode(first.input_ids[lo:hi])  # noqa: E731
+    head, tail, lo, hi = pair_positions(first, 2, 0)  # Boston -> John Smith: the order of the text decides
+    assert (head, tail) == (first.marker_index[2], first.marker_index[0])
+    assert between(lo, hi) == "works for [unused2] acme corp [unused3] in"
+    assert between(*pair_positions(first, 0, 1)[2:]) == "works for"
+    # Nested entities have nothing between them: an empty range, which the model reads as zeros.
+    nested = [(0, 10, "Peop"), (5, 10, "Peop")]
+    segment = relation_inputs(tokenizer, toks, TEXT, nested, schema(), marker_ids(tokenizer, schema()))[0][0]
+    lo, hi = pair_positions(segment, 0, 1)[2:]
+    assert hi == lo
+
+
+def test_context_model_pools_only_between_the_entities(tokenizer):
+    from transformers import BertConfig, BertModel
+
+    toks = tokenize(tokenizer, [TEXT])[0]
+    segment = relation_inputs(tokenizer, toks, TEXT, ENTITIES, schema(), marker_ids(tokenizer, schema()))[0][0]
+    encoder = BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                   vocab_size=tokenizer.vocab_size)).eval()
+    model = RelationModel(encoder, 3, context=True).eval()
+    pairs = [(0, *pair_positions(segment, 0, 1)), (0, *pair_positions(segment, 0, 2))]
+    batch = collate_segments([segment], pairs, tokenizer.pad_token_id, casing=False)
+    logits = model(**batch).logits
+    # The classifier reads head marker, tail marker and the max over the tokens between the two.
+    states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state[0]
+    lo, hi = pairs[0][3], pairs[0][4]
+    expected = model.classifier(torch.cat([states[pairs[0][1]], states[pairs[0][2]], states[lo:hi].max(0).values]))
+    assert torch.allclose(logits[0], expected, atol=1e-5)
+    assert model.classifier.in_features == 3 * 16
 
 
 def test_type_constraints_prune_candidates(tokenizer):

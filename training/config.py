@@ -82,6 +82,7 @@ class RelationConfig(OptimConfig):
     type_constraints: bool = True  # only type pairs seen related in training become candidates
     symmetric: list[str] = field(default_factory=list)  # labels that hold in both directions
     dropout: float = 0.1
+    context: bool = False  # the classifier also reads the max-pooled tokens between the two entities
     # Start the relation encoder from the pretrained encoder or from the NER model just trained
     # (which already reads names and their types in this corpus).
     init: str = field(default="encoder", metadata={"choices": ("encoder", "ner")})

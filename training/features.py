@@ -20,6 +20,7 @@ from inference.relations import (
     Segment,
     collate_segments,
     marker_ids,
+    pair_positions,
     pairs_by_segment,
     relation_inputs,
 )
@@ -104,8 +105,7 @@ def relation_features(
                 {
                     "input_ids": segment.input_ids,
                     "shapes": segment.shapes,
-                    "heads": [segment.marker_index[h] for h, _ in mine],
-                    "tails": [segment.marker_index[t] for _, t in mine],
+                    "positions": [pair_positions(segment, h, t) for h, t in mine],
                     "labels": [label_id.get(gold.get(p), 0) for p in mine],
                 }
             )
@@ -123,7 +123,7 @@ class RelationCollator:
         segments, pairs, labels = [], [], []
         for r, row in enumerate(rows):
             segments.append(Segment(row["input_ids"], row["shapes"]))
-            pairs.extend((r, h, t) for h, t in zip(row["heads"], row["tails"]))
+            pairs.extend((r, *p) for p in row["positions"])
             labels.extend(row["labels"])
         batch = collate_segments(segments, pairs, self.pad_id, self.casing)
         batch["labels"] = torch.tensor(labels)

@@ -39,7 +39,7 @@ def relation_schema(config: Config, train_docs: list[Document], entity_types: li
                 if r.label in rc.symmetric:
                     seen.add((tail, head))
         allowed = [list(p) for p in sorted(seen)]
-    return RelationSchema(labels, entity_types, list(rc.symmetric), allowed, rc.max_distance, rc.max_length)
+    return RelationSchema(labels, entity_types, list(rc.symmetric), allowed, rc.max_distance, rc.max_length, rc.context)
 
 
 def train_relations(
@@ -71,7 +71,7 @@ def train_relations(
         load_shape_table(encoder, encoder_dir)
         if config.ner.casing:
             enable_shape_embeddings(encoder)
-    model = RelationModel(encoder, len(schema.labels) + 1, rc.dropout)
+    model = RelationModel(encoder, len(schema.labels) + 1, rc.dropout, schema.context)
 
     def dev_f1(trained: torch.nn.Module) -> float:
         tagger = RelationTagger(trained, tokenizer, schema, config.ner.casing)
