@@ -54,7 +54,7 @@ def pick(metrics: dict, path: tuple[str, ...]) -> float | None:
         if not isinstance(node, dict) or key not in node:
             return None
         node = node[key]
-    return float(node)
+    return None if node is None else float(node)  # a refit has no dev score
 
 
 def summary(values: list[float]) -> dict:

@@ -112,6 +112,9 @@ class Config:
     ner: NerConfig = field(default_factory=NerConfig)
     relations: RelationConfig | None = None  # absent: entities only
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    # A run of this config trained on train alone: train on train + dev for the epochs at which
+    # that run peaked, and take its calibration (training/refit.py). For a final figure only.
+    refit: str | None = None
 
     def output_dir(self) -> Path:
         return Path(self.output or f"runs/{self.name}")

@@ -32,7 +32,7 @@ class FitResult:
     """What training did: dev score per epoch, the best one, wall time and device."""
 
     history: list[dict[str, float]]
-    best_dev: float
+    best_dev: float | None  # None: no dev split held out (a refit)
     seconds: float
     examples: int
     device: str
@@ -56,10 +56,11 @@ def fit(
     hp: OptimConfig,
     seed: int,
     desc: str,
-    dev_score: Callable[[torch.nn.Module], float],
+    dev_score: Callable[[torch.nn.Module], float] | None,
     checkpoints: Checkpoints | None = None,
 ) -> FitResult:
-    """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each epoch.
+    """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each
+    epoch. Without `dev_score` (a refit on train + dev) all epochs run and the last is kept.
 
     With `checkpoints`, continue from the stage's latest checkpoint (stage name: `desc` in lower case)."""
     # Batches of similar lengths (random otherwise, as the Trainer's group_by_length does): on a
@@ -119,6 +120,14 @@ def fit(
                 if state.step % checkpoints.every == 0:
                     save()
                 checkpoints.step_taken()
+        if dev_score is None:
+            state.history.append({"epoch": epoch, "step": state.step})
+            state.epoch, state.batches = epoch + 1, 0
+            state.done = state.step >= total or epoch == hp.epochs
+            save()
+            if state.done:
+                break
+            continue
         score = 0.0
         if accelerator.is_main_process:
             score = dev_score(accelerator.unwrap_model(wrapped))
@@ -136,5 +145,6 @@ def fit(
         if state.done:
             break
     progress.close()
-    model.load_state_dict(best_state)
-    return FitResult(state.history, state.best, time.perf_counter() - started, len(dataset), str(accelerator.device))
+    if dev_score is not None:
+        model.load_state_dict(best_state)
+    return FitResult(state.history, state.best if dev_score is not None else None, time.perf_counter() - started, len(dataset), str(accelerator.device))

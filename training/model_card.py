@@ -54,12 +54,18 @@ def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] 
     lines += ["", "## Data", "| split | file | sha256 |", "|---|---|---|"]
     lines += [f"| {split} | `{d['path']}` | `{d['sha256']}` |" for split, d in settings.get("data", {}).items()]
     train_file = config.get("data", {}).get("train", "its training split")
+    if config.get("refit"):
+        train_file += f"` and `{config['data']['dev']}"
     lines += ["", f"Corpus format `{config.get('data', {}).get('format')}`.", "", "## Training and dev figures"]
     for part in ("ner", "relations"):
         r = training.get(part)
         if r:
             epochs = len(r.get("history", []))
-            lines.append(f"- {part}: best dev F1 {r['best_dev']:.3f} after {epochs} epochs evaluated, {r['seconds']:.0f} s on {r['device']}")
+            if r["best_dev"] is None:
+                lines.append(f"- {part}: trained on train + dev for {epochs} epochs (a refit of `{config.get('refit')}`, "
+                             f"which chose them on dev), {r['seconds']:.0f} s on {r['device']}")
+            else:
+                lines.append(f"- {part}: best dev F1 {r['best_dev']:.3f} after {epochs} epochs evaluated, {r['seconds']:.0f} s on {r['device']}")
     lines += ["", "## Test figures"]
     if metrics:
         lines.append(f"On `{metrics['data']}` ({metrics['level']} level), commit `{metrics['commit']}`, {metrics['date']}, {metrics['machine']}:")

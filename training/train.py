@@ -27,6 +27,7 @@ from .config import Config
 from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
 from .model_card import write_model_card
+from .refit import load_reference, refit_config, reused_calibration
 from .train_ner import train_ner
 from .train_relations import train_relations
 
@@ -37,8 +38,13 @@ def train(config: Config, resume: bool = False) -> Path:
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     check_data(config.data)
+    reference = load_reference(config) if config.refit else None
+    if reference is not None:
+        config = refit_config(config, reference)
     articles = load_split(config.data, "train")
     dev_articles = load_split(config.data, "dev")
+    if reference is not None:
+        articles = articles + dev_articles  # dev is training data now: it chooses and calibrates nothing
     train_docs, dev_docs = sentence_documents(articles), sentence_documents(dev_articles)
     entity_types = sorted({e.label for d in train_docs for e in d.entities})
     check_dev_labels(config, train_docs, dev_docs)
@@ -65,10 +71,13 @@ def train(config: Config, resume: bool = False) -> Path:
             RelationTagger(relations[0], relations[1], schema, config.ner.casing) if relations else None,
         )
         extractor.known_mentions = known_mentions(train_docs)
-        # Calibrated on whole dev documents, as the product reads articles (sentence-fitted maps
-        # were overconfident on whole CoNLL-2003 articles, where this model is weaker).
-        calibration = fit_calibration(extractor, dev_articles, config.calibration.target_precision)
-        settings["calibration"] = {**calibration, "fitted_on": str(config.data.path("dev"))}
+        if reference is not None:
+            settings["calibration"] = reused_calibration(config, reference)
+        else:
+            # Calibrated on whole dev documents, as the product reads articles (sentence-fitted
+            # maps were overconfident on whole CoNLL-2003 articles, where this model is weaker).
+            calibration = fit_calibration(extractor, dev_articles, config.calibration.target_precision)
+            settings["calibration"] = {**calibration, "fitted_on": str(config.data.path("dev"))}
         write_run(output, (ner_model, tokenizer), relations, settings, extractor.known_mentions)
         checkpoints.clear()
     accelerator.wait_for_everyone()

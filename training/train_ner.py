@@ -67,13 +67,14 @@ def train_ner(
         extractor = NewsExtractor(NerTagger(trained, tokenizer, spec, config.ner.casing), settings)
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
+    score = None if config.refit else dev_f1  # a refit trains on dev
     if distill is None:
         collate = DataCollatorForTokenClassification(tokenizer)
-        result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1, checkpoints)
+        result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", score, checkpoints)
     else:
         # The wrapper only changes the loss; its weights are the model's own (best epoch loaded back).
         result = fit(
             accelerator, DistilledTagger(model, distill.weight), dataset, DistillationCollator(tokenizer),
-            config.ner, config.seed, "NER", lambda wrapped: dev_f1(wrapped.model), checkpoints,
+            config.ner, config.seed, "NER", None if score is None else (lambda wrapped: dev_f1(wrapped.model)), checkpoints,
         )
     return model, tokenizer, result

@@ -78,5 +78,6 @@ def train_relations(
         return relation_scores(dev_docs, *gold_entities(tagger, dev_docs), schema.symmetric)["strict"]["micro"]["f1"]
 
     collate = RelationCollator(tokenizer.pad_token_id, config.ner.casing)
-    result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", dev_f1, checkpoints)
+    score = None if config.refit else dev_f1  # a refit trains on dev
+    result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", score, checkpoints)
     return model, tokenizer, schema, result, unreachable

@@ -1,0 +1,42 @@
+"""Refit on train + dev (training/refit.py): epochs and calibration from the reference run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.config import ConfigError, load_config
+from training.refit import load_reference
+
+
+def settings(run: Path) -> dict:
+    return json.loads((run / "extractor.json").read_text(encoding="utf-8"))
+
+
+def test_refit_trains_on_dev_for_the_reference_epochs(tiny_config, tiny_run, tmp_path):
+    from training.cli import main
+
+    output = tmp_path / "refit"
+    assert main(["train", "--config", str(tiny_config), "--output", str(output), "--set", f"refit={tiny_run}"]) == 0
+    ref, got = settings(tiny_run), settings(output)
+    for part in ("ner", "relations"):
+        history = ref["training"][part]["history"]
+        best = max(history, key=lambda h: (h["dev_f1"], -h["epoch"]))["epoch"]
+        assert got["config"][part]["epochs"] == best
+        assert [h["epoch"] for h in got["training"][part]["history"]] == list(range(1, best + 1))
+        assert got["training"][part]["best_dev"] is None and all("dev_f1" not in h for h in got["training"][part]["history"])
+        # Dev joined the training data: more examples than the reference had.
+        assert got["training"][part]["examples"] > ref["training"][part]["examples"]
+    assert {k: v for k, v in got["calibration"].items() if k != "fitted_on"} == {
+        k: v for k, v in ref["calibration"].items() if k != "fitted_on"
+    }
+    assert str(tiny_run) in got["calibration"]["fitted_on"]
+    assert "trained on train + dev for" in (output / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def test_refit_refuses_a_reference_of_another_config(tiny_config, tiny_run, tmp_path):
+    with pytest.raises(ConfigError, match=r"differs in ner"):
+        load_reference(load_config(tiny_config, [f"refit={tiny_run}", "ner.learning_rate=1e-3"]))
+    with pytest.raises(ConfigError, match=r"does not exist"):
+        load_reference(load_config(tiny_config, [f"refit={tmp_path / 'nowhere'}"]))

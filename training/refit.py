@@ -1,0 +1,56 @@
+"""Refit: train a config on train + dev for a final figure, as SpERT did for CoNLL04.
+
+Once dev is training data it can no longer choose the epochs or fit the calibration, so both
+come from a reference run: the same config trained on train alone. Each model trains for the
+number of epochs at which the reference peaked on dev (no early stopping, the last epoch is
+kept), and the reference's calibration (temperatures, score maps, thresholds, decision floors)
+is copied, on the assumption that one recipe on a quarter more data gives a model calibrated
+alike; the refit run's test ECE is the check.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError
+
+# Keys a refit may differ from its reference in: where runs go and how often they checkpoint.
+FREE_KEYS = {"refit", "output", "checkpoint_steps", "mixed_precision"}
+
+
+def load_reference(config: Config) -> dict[str, Any]:
+    """The reference run's extractor.json, checked to come from this very config."""
+    settings_file = Path(config.refit) / "extractor.json"
+    if not settings_file.is_file():
+        raise ConfigError(f"refit: {settings_file} does not exist (refit names a run directory of this config trained on train alone)")
+    reference = json.loads(settings_file.read_text(encoding="utf-8"))
+    theirs, ours = reference.get("config", {}), config.to_dict()
+    if theirs.get("refit"):
+        raise ConfigError(f"refit: {config.refit} is itself a refit run; name the run trained on train alone")
+    differ = sorted(k for k in set(theirs) | set(ours) if k not in FREE_KEYS and theirs.get(k) != ours.get(k))
+    if differ:
+        raise ConfigError(f"refit: {config.refit} was trained with another config (it differs in {', '.join(differ)})")
+    if "calibration" not in reference:
+        raise ConfigError(f"refit: {config.refit} holds no calibration to reuse")
+    return reference
+
+
+def best_epoch(reference: dict[str, Any], part: str) -> int:
+    """The epoch of the reference's best dev score for `part` ("ner" or "relations")."""
+    history = reference["training"][part]["history"]
+    return max(history, key=lambda h: (h["dev_f1"], -h["epoch"]))["epoch"]
+
+
+def refit_config(config: Config, reference: dict[str, Any]) -> Config:
+    """`config` with each model's epochs fixed at the reference's best."""
+    ner = dataclasses.replace(config.ner, epochs=best_epoch(reference, "ner"))
+    relations = config.relations and dataclasses.replace(config.relations, epochs=best_epoch(reference, "relations"))
+    return dataclasses.replace(config, ner=ner, relations=relations)
+
+
+def reused_calibration(config: Config, reference: dict[str, Any]) -> dict[str, Any]:
+    """The reference's calibration, marked as copied."""
+    return {**reference["calibration"], "fitted_on": f"{reference['calibration'].get('fitted_on')}, by the reference run {config.refit} "
+                                                     "(copied: this run trained on that split)"}
