@@ -151,3 +151,24 @@ def test_a_run_on_text_needs_few_segments(tokenizer):
     assert all(len(seg.input_ids) <= 64 for seg in segments)
     got = [(h, t) for h, t, _ in pairs]
     assert len(got) == len(set(got)) and (0, 1) in got and (1, 0) in got
+
+
+def test_a_context_model_saves_loads_and_tags(tokenizer, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from inference.relations import RelationTagger
+    from inference.schema import Entity
+
+    s = schema(context=True)
+    encoder = BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                   vocab_size=tokenizer.vocab_size))
+    model = RelationModel(encoder, len(s.labels) + 1, context=True)
+    torch.nn.init.normal_(model.classifier.weight, std=5.0)  # confident labels, so that relations come out
+    model.save(tmp_path)
+    loaded = RelationModel.load(tmp_path, s)
+    assert loaded.context and torch.equal(loaded.classifier.weight, model.classifier.weight)
+    entities = [Entity(f"T{k}", a, b, TEXT[a:b], label, 1.0) for k, (a, b, label) in enumerate(ENTITIES)]
+    toks = tokenize(tokenizer, [TEXT])
+    got = RelationTagger(loaded, tokenizer, s, casing=False).predict([TEXT], toks, [entities])[0]
+    want = RelationTagger(model, tokenizer, s, casing=False).predict([TEXT], toks, [entities])[0]
+    assert got == want and got, "the reloaded model tags as the saved one did"
