@@ -122,6 +122,7 @@ def fit(
                 checkpoints.step_taken()
         if dev_score is None:
             state.history.append({"epoch": epoch, "step": state.step})
+            accelerator.print(f"{desc}, epoch {epoch}: trained (a refit: no dev score)")
             state.epoch, state.batches = epoch + 1, 0
             state.done = state.step >= total or epoch == hp.epochs
             save()
