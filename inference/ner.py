@@ -31,20 +31,24 @@ def bio_labels(entity_types: list[str]) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in sorted(entity_types) for p in ("B", "I")]
 
 
-def word_tags(words: list[tuple[int, int]], spans: list[tuple[int, int, str]]) -> list[str]:
-    """IOB2 tag of each word (a character span), given entity character spans.
+def span_words(words: list[tuple[int, int]], starts: list[int], start: int, end: int) -> range:
+    """The words (character spans in text order, `starts` their first characters) that the
+    character span [start, end) covers: those whose first character lies inside it, or the word
+    holding its start where none does."""
+    inside = range(bisect.bisect_left(starts, start), bisect.bisect_left(starts, end))
+    if not inside:
+        k = bisect.bisect_left(starts, start) - 1
+        if k >= 0 and words[k][0] < start < words[k][1]:
+            return range(k, k + 1)
+    return inside
 
-    A word belongs to the entity whose span holds the word's first character.
-    """
+
+def word_tags(words: list[tuple[int, int]], spans: list[tuple[int, int, str]]) -> list[str]:
+    """IOB2 tag of each word (a character span), given entity character spans (`span_words`)."""
     tags = ["O"] * len(words)
-    starts = [ws for ws, _ in words]  # words are in text order
+    starts = [ws for ws, _ in words]
     for start, end, label in spans:
-        inside = list(range(bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)))
-        if not inside:
-            # A span starting inside a word: tag the word that holds its start.
-            k = bisect.bisect_left(starts, start) - 1
-            inside = [k] if k >= 0 and words[k][0] < start < words[k][1] else []
-        for k, w in enumerate(inside):
+        for k, w in enumerate(span_words(words, starts, start, end)):
             tags[w] = f"{'B' if k == 0 else 'I'}-{label}"
     return tags
 

@@ -33,6 +33,11 @@ def test_refit_trains_on_dev_for_the_reference_epochs(tiny_config, tiny_run, tmp
     }
     assert str(tiny_run) in got["calibration"]["fitted_on"]
     assert "trained on train + dev for" in (output / "MODEL_CARD.md").read_text(encoding="utf-8")
+    # `calibrate` on a refit copies the reference's calibration again: dev is its training data.
+    stale = {**got, "calibration": {**got["calibration"], "ner_temperature": 9.0}}
+    (output / "extractor.json").write_text(json.dumps(stale), encoding="utf-8")
+    assert main(["calibrate", "--model", str(output)]) == 0
+    assert settings(output)["calibration"]["ner_temperature"] == ref["calibration"]["ner_temperature"] != 9.0
 
 
 def test_refit_refuses_a_reference_of_another_config(tiny_config, tiny_run, tmp_path):

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward on torch or ONNX Runtime (python -m inference export-onnx)")
     e.add_argument("--onnx-dir", type=Path, help="folder of the exported graphs (default: RUN/onnx)")
 
-    c = commands.add_parser("calibrate", help="fit a run's score calibration (default: on its dev split)")
+    c = commands.add_parser("calibrate", help="fit a run's score calibration (default: on its dev split; a refit run "
+                                              "copies its reference run's again, as dev is its training data)")
     c.add_argument("--model", required=True, type=Path, help="run directory")
     c.add_argument("--data", type=Path, help="corpus file (default: the dev split the run was configured with)")
     c.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
@@ -99,6 +100,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from inference.extractor import MENTIONS_FILE, SETTINGS_FILE, NewsExtractor, known_mentions_json
 
     from .calibrate import fit_calibration
+    from .refit import reused_calibration
     from .train import known_mentions
 
     data, _, documents = run_data(args, "dev")
@@ -109,7 +111,12 @@ def calibrate_command(args: argparse.Namespace) -> int:
     if not extractor.known_mentions:  # a run written before known_mentions.json existed
         extractor.known_mentions = known_mentions(run_data(args, "train", configured=True)[2])
         write_atomically(args.model / MENTIONS_FILE, known_mentions_json(extractor.known_mentions))
-    fitted = {**fit_calibration(extractor, documents, target), "fitted_on": str(data)}  # whole documents, as in training
+    refit = extractor.settings["config"].get("refit")
+    if refit and args.data is None:  # dev is training data of a refit: take the reference's, as training did
+        reference = json.loads((Path(refit) / SETTINGS_FILE).read_text(encoding="utf-8"))
+        fitted, data = reused_calibration(refit, reference), f"{refit} (copied)"
+    else:
+        fitted = {**fit_calibration(extractor, documents, target), "fitted_on": str(data)}  # whole documents, as in training
     write_atomically(args.model / SETTINGS_FILE, json.dumps({**extractor.settings, "calibration": fitted}, indent=2) + "\n")
     write_model_card(args.model)  # new calibration; test figures return with the next evaluate
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))

@@ -4,6 +4,8 @@ Predictions come from `NewsExtractor.extract_many` on raw text, sentence by sent
 articles. Entities: gold and predicted character spans become IOB2 tags of the corpus tokens,
 scored with seqeval (strict), micro-averaged over mentions. Relations: Rel+ and Rel, end to end
 and from gold entities. Calibration: ECE and risk-coverage of the scores against exact matches.
+Every comparison of a prediction with the gold reads spans the same way (`scored_spans`): on
+the corpus tokens where the corpus has them, as seqeval and SpERT do, else on characters.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ from seqeval.scheme import IOB2
 
 from inference.calibration import ece_sampling_floor, expected_calibration_error
 from inference.extractor import NewsExtractor, keep_confident
-from inference.ner import word_tags
+from inference.ner import span_words, word_tags
 from inference.relations import RelationTagger
-from inference.schema import Article, Document, Entity, Relation, label_spans, sentence_documents
+from inference.schema import Article, Document, Entity, Relation, Span, label_spans, sentence_documents
 from inference.windows import tokenize
 
 
@@ -37,6 +39,22 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str
         return {"precision": r["precision"], "recall": r["recall"], "f1": r["f1-score"], "support": int(r["support"])}
     per_type = {k: row(v) for k, v in report.items() if not k.endswith(" avg")}
     return {"micro": row(report["micro avg"]), "per_type": per_type}
+
+
+def scored_spans(doc: Document, mentions: list[Span] | list[Entity]) -> list[tuple[int, int, str]]:
+    """(start, end, label) of gold or predicted mentions as they are compared: [first, last + 1)
+    of the corpus tokens each covers where the document has tokens (`span_words`, the tokens its
+    IOB2 tags sit on: a prediction "Texas" covers the corpus token "Texas.", as in the entity F1
+    and in SpERT's token spans), else its characters."""
+    if not doc.tokens:
+        return label_spans(mentions)
+    starts = [s for s, _ in doc.tokens]
+    spans = []
+    for m in mentions:
+        covered = span_words(doc.tokens, starts, m.start, m.end)
+        # A mention covering no token (only whitespace) matches nothing: -1 is no token's index.
+        spans.append((covered.start, covered.stop, m.label) if covered else (-1, -1, m.label))
+    return spans
 
 
 def tag_sequences(extractor: NewsExtractor, documents: list[Document], predictions: list[list[Entity]]) -> tuple[list[list[str]], list[list[str]]]:
@@ -155,8 +173,8 @@ def type_confusion(documents: list[Document], articles: list[Article]) -> dict[s
         row[predicted] = row.get(predicted, 0) + 1
 
     for doc, article in zip(documents, articles):
-        gold = {(s, e): label for s, e, label in label_spans(doc.entities)}
-        predicted = {(s, e): label for s, e, label in label_spans(article.entities)}
+        gold = {(s, e): label for s, e, label in scored_spans(doc, doc.entities)}
+        predicted = {(s, e): label for s, e, label in scored_spans(doc, article.entities)}
         for span, label in gold.items():
             add(label, predicted.get(span, MISSED))
         for span, label in predicted.items():
@@ -191,13 +209,15 @@ def relation_keys(
 
 def gold_relation_keys(doc: Document, symmetric: list[str], strict: bool = True) -> set:
     """`relation_keys` of a document's gold relations."""
-    return relation_keys(label_spans(doc.entities), [(r.head, r.tail, r.label) for r in doc.relations], symmetric, strict)
+    return relation_keys(scored_spans(doc, doc.entities), [(r.head, r.tail, r.label) for r in doc.relations], symmetric, strict)
 
 
-def predicted_relation_keys(entities: list[Entity], relations: list[Relation], symmetric: list[str], strict: bool = True) -> set:
-    """`relation_keys` of predicted relations, whose heads and tails are entity ids."""
+def predicted_relation_keys(
+    doc: Document, entities: list[Entity], relations: list[Relation], symmetric: list[str], strict: bool = True
+) -> set:
+    """`relation_keys` of the relations predicted for `doc`, whose heads and tails are entity ids."""
     index = {e.id: k for k, e in enumerate(entities)}
-    return relation_keys(label_spans(entities), [(index[r.head], index[r.tail], r.label) for r in relations], symmetric, strict)
+    return relation_keys(scored_spans(doc, entities), [(index[r.head], index[r.tail], r.label) for r in relations], symmetric, strict)
 
 
 def relation_scores(
@@ -210,7 +230,7 @@ def relation_scores(
         counts: dict[str, list[int]] = {}  # label -> [tp, fp, fn]
         for doc, ents, rels in zip(documents, entities, relations):
             gold = gold_relation_keys(doc, symmetric, mode == "strict")
-            pred = predicted_relation_keys(ents, rels, symmetric, mode == "strict")
+            pred = predicted_relation_keys(doc, ents, rels, symmetric, mode == "strict")
             for key in gold | pred:
                 c = counts.setdefault(key[2], [0, 0, 0])
                 c[0 if key in gold and key in pred else 1 if key in pred else 2] += 1
@@ -243,11 +263,11 @@ def score_outcomes(documents: list[Document], articles: list[Article], symmetric
     """The outcomes of every extracted entity and relation; correct = exact match (Rel+ for relations)."""
     entities, relations = Outcomes(), Outcomes()
     for doc, art in zip(documents, articles):
-        gold = set(label_spans(doc.entities))
-        for e, span in zip(art.entities, label_spans(art.entities)):
+        gold = set(scored_spans(doc, doc.entities))
+        for e, span in zip(art.entities, scored_spans(doc, art.entities)):
             entities.add(e.score, span in gold, e.label)
         gold_relations = gold_relation_keys(doc, symmetric)
-        spans, index = label_spans(art.entities), {e.id: k for k, e in enumerate(art.entities)}
+        spans, index = scored_spans(doc, art.entities), {e.id: k for k, e in enumerate(art.entities)}
         for r in art.relations:
             ok = relation_keys(spans, [(index[r.head], index[r.tail], r.label)], symmetric) <= gold_relations
             relations.add(r.score, ok, r.label)
@@ -258,7 +278,7 @@ def gold_label_counts(documents: list[Document], symmetric: list[str]) -> dict[s
     """How many gold entities and relations (distinct, as scored) each label has."""
     counts: dict[str, dict[str, int]] = {"entities": {}, "relations": {}}
     for doc in documents:
-        for _, _, label in set(label_spans(doc.entities)):
+        for _, _, label in set(scored_spans(doc, doc.entities)):
             counts["entities"][label] = counts["entities"].get(label, 0) + 1
         for key in gold_relation_keys(doc, symmetric):
             counts["relations"][key[2]] = counts["relations"].get(key[2], 0) + 1

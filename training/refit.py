@@ -50,7 +50,7 @@ def refit_config(config: Config, reference: dict[str, Any]) -> Config:
     return dataclasses.replace(config, ner=ner, relations=relations)
 
 
-def reused_calibration(config: Config, reference: dict[str, Any]) -> dict[str, Any]:
-    """The reference's calibration, marked as copied."""
-    return {**reference["calibration"], "fitted_on": f"{reference['calibration'].get('fitted_on')}, by the reference run {config.refit} "
+def reused_calibration(refit: str, reference: dict[str, Any]) -> dict[str, Any]:
+    """The calibration of the reference run `refit` (its extractor.json: `reference`), marked as copied."""
+    return {**reference["calibration"], "fitted_on": f"{reference['calibration'].get('fitted_on')}, by the reference run {refit} "
                                                      "(copied: this run trained on that split)"}

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from inference.render import Arc, Mark, View, colours, page, render_view
-from inference.schema import Article, Document, label_spans
+from inference.schema import Article, Document
 
-from .evaluate import MISSED, SPURIOUS, Evaluation, relation_keys, reliability_curves
+from .evaluate import MISSED, SPURIOUS, Evaluation, relation_keys, reliability_curves, scored_spans
 from .plots import f1_bars, reliability_diagram, threshold_curves
 
 MAX_EXAMPLES = 1000  # documents on the examples page
@@ -88,13 +88,13 @@ def tables(metrics: dict[str, Any]) -> list[Table]:
 
 def example_views(doc: Document, article: Article, symmetric: list[str]) -> tuple[View, View, int]:
     """The gold view (tp/fn) and the predicted view (tp/fp) of one document, and its error count."""
-    gold_spans, pred_spans = label_spans(doc.entities), label_spans(article.entities)
+    gold_spans, pred_spans = scored_spans(doc, doc.entities), scored_spans(doc, article.entities)  # as compared
     index = {e.id: k for k, e in enumerate(article.entities)}
     gold_keys = [relation_keys(gold_spans, [(r.head, r.tail, r.label)], symmetric) for r in doc.relations]
     pred_keys = [relation_keys(pred_spans, [(index[r.head], index[r.tail], r.label)], symmetric) for r in article.relations]
     all_gold, all_pred = set().union(*gold_keys), set().union(*pred_keys)
     gold = View("gold", doc.text,
-                [Mark(f"G{k}", s, e, label, status="tp" if (s, e, label) in pred_spans else "fn") for k, (s, e, label) in enumerate(gold_spans)],
+                [Mark(f"G{k}", g.start, g.end, g.label, status="tp" if span in pred_spans else "fn") for k, (g, span) in enumerate(zip(doc.entities, gold_spans))],
                 [Arc(f"G{r.head}", f"G{r.tail}", r.label, status="tp" if key <= all_pred else "fn") for r, key in zip(doc.relations, gold_keys)])
     pred = View("predicted", doc.text,
                 [Mark(e.id, e.start, e.end, e.label, e.score, "tp" if span in gold_spans else "fp") for e, span in zip(article.entities, pred_spans)],

@@ -72,7 +72,7 @@ def train(config: Config, resume: bool = False) -> Path:
         )
         extractor.known_mentions = known_mentions(train_docs)
         if reference is not None:
-            settings["calibration"] = reused_calibration(config, reference)
+            settings["calibration"] = reused_calibration(config.refit, reference)
         else:
             # Calibrated on whole dev documents, as the product reads articles (sentence-fitted
             # maps were overconfident on whole CoNLL-2003 articles, where this model is weaker).
