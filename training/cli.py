@@ -113,8 +113,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         write_atomically(args.model / MENTIONS_FILE, known_mentions_json(extractor.known_mentions))
     refit = extractor.settings["config"].get("refit")
     if refit and args.data is None:  # dev is training data of a refit: take the reference's, as training did
-        reference = json.loads((Path(refit) / SETTINGS_FILE).read_text(encoding="utf-8"))
-        fitted, data = reused_calibration(refit, reference), f"{refit} (copied)"
+        fitted, data = reused_calibration(refit, read_settings(Path(refit))), f"{refit} (copied)"
     else:
         fitted = {**fit_calibration(extractor, documents, target), "fitted_on": str(data)}  # whole documents, as in training
     write_atomically(args.model / SETTINGS_FILE, json.dumps({**extractor.settings, "calibration": fitted}, indent=2) + "\n")
