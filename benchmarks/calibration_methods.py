@@ -7,12 +7,15 @@ on test, and by 5-fold cross-validation on dev (3 repeats), which is what a choi
 The Brier score (mean squared error of the score against the outcome) is a proper scoring rule:
 it rewards calibration and sharpness alike, where ECE alone rewards coarse maps (a map with five
 distinct scores is easy to calibrate and says little).
+Relations also get the product's map, which reads the label probability and the entities'
+calibrated scores (the run's own entity maps, fitted on all of dev) instead of one raw score.
 
     .venv/bin/python benchmarks/calibration_methods.py --model runs/conll04 [--level sentence] [--out FILE]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,14 +29,19 @@ from inference.calibration import (  # noqa: E402
     ece_sampling_floor,
     expected_calibration_error,
     fit_grouped_platt,
+    fit_logistic,
     fit_platt,
+    relation_logits,
+    sigmoid,
 )
 from inference.extractor import NewsExtractor  # noqa: E402
 from inference.schema import sentence_documents  # noqa: E402
 from training.evaluate import provenance, score_outcomes, write_json  # noqa: E402
 from training.readers import read_documents  # noqa: E402
 
-Record = tuple[float, bool, str]  # raw score, exact match, group (known/new name, or "all")
+# Raw score, exact match, group (known/new name, or "all"), and for relations the inputs of the
+# product's relation map (inference.calibration.relation_logits; empty for entities).
+Record = tuple[float, bool, str, list[float]]
 Method = Callable[[list[Record]], Callable[[Record], float]]
 
 
@@ -51,13 +59,20 @@ def platt_by_group(records: list[Record]) -> Callable[[Record], float]:
 def isotonic(records: list[Record]) -> Callable[[Record], float]:
     """Pool adjacent violators, interpolated between block means."""
     blocks: list[list[float]] = []  # [correct, count, score sum]
-    for s, ok, _ in sorted(records):
+    for s, ok, *_ in sorted(records, key=lambda r: r[0]):
         blocks.append([float(ok), 1.0, s])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
             c, n, t = blocks.pop()
             blocks[-1] = [blocks[-1][0] + c, blocks[-1][1] + n, blocks[-1][2] + t]
     xs, ys = [t / n for _, n, t in blocks], [c / n for c, n, _ in blocks]
     return lambda r: float(np.interp(r[0], xs, ys))
+
+
+def relation_map(records: list[Record]) -> Callable[[Record], float]:
+    """The product's relation map: a logistic function of the label probability's logit and the
+    logit of the entities' calibrated scores' product."""
+    weights = fit_logistic([r[3] for r in records], [r[1] for r in records])
+    return lambda r: sigmoid(sum(w * x for w, x in zip(weights, r[3])) + weights[-1])
 
 
 def histogram(bins: int) -> Method:
@@ -80,20 +95,38 @@ METHODS: dict[str, Method] = {
     "Platt": platt,
     "Platt, known/new": platt_by_group,
 }
+RELATION_METHODS: dict[str, Method] = {"two logits (label, entities)": relation_map}
 
 
-def records(extractor: NewsExtractor, path: Path, data_format: str, level: str) -> dict[str, list[Record]]:
-    """Raw-score records of entities and relations extracted from a split."""
+def records(extractor: NewsExtractor, path: Path, data_format: str, level: str, entity_platt: dict) -> dict[str, list[Record]]:
+    """Raw-score records of entities and relations extracted from a split (the extractor set to
+    temperatures only); `entity_platt` gives the calibrated entity scores the relation map reads."""
     documents = read_documents(path, data_format)
     documents = sentence_documents(documents) if level == "sentence" else documents
-    articles = extractor.extract_many([d.text for d in documents])
+    predicted = extractor.predict_articles([d.text for d in documents])
+    raw = [extractor.score(copy.deepcopy(a)) for a in predicted]
     symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
-    entities, relations = score_outcomes(documents, articles, symmetric).values()
-    groups = [extractor.mention_group(e.text, e.label) for a in articles for e in a.entities]
+    entities, relations = score_outcomes(documents, raw, symmetric).values()
+    groups = [extractor.mention_group(e.text, e.label) for a in raw for e in a.entities]
+    temperatures = extractor.calibration
+    extractor.set_calibration({**temperatures, "entity_platt": entity_platt})
+    logits = []
+    for article in predicted:
+        scores = {e.id: e.score for e in extractor.score(copy.deepcopy(article)).entities}
+        logits += [relation_logits(r.score, scores[r.head], scores[r.tail]) for r in article.relations]
+    extractor.set_calibration(temperatures)
     return {
-        "entities": list(zip(entities.scores, entities.correct, groups)),
-        "relations": [(s, ok, "all") for s, ok in zip(relations.scores, relations.correct)],
+        "entities": [(s, ok, g, []) for s, ok, g in zip(entities.scores, entities.correct, groups)],
+        "relations": [(s, ok, "all", x) for s, ok, x in zip(relations.scores, relations.correct, logits)],
     }
+
+
+def auroc(scores: np.ndarray, right: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a right extraction outscores a wrong one (ties half)."""
+    pos, neg = scores[right == 1], scores[right == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
 
 
 def cross_validated(method: Method, dev: list[Record], repeats: int = 3, folds: int = 5) -> tuple[float, float]:
@@ -112,19 +145,20 @@ def cross_validated(method: Method, dev: list[Record], repeats: int = 3, folds: 
     return float(np.mean(eces)), float(np.mean(briers))
 
 
-def compare(dev: list[Record], test: list[Record]) -> dict[str, dict[str, float]]:
+def compare(dev: list[Record], test: list[Record], methods: dict[str, Method]) -> dict[str, dict[str, float]]:
     """Each method's dev cross-validated ECE and Brier score, and its test ECE and Brier score when
     fitted on all of dev."""
     right = np.array([r[1] for r in test], float)
-    rows = {"raw": {"test_ece": expected_calibration_error([r[0] for r in test], list(right.astype(bool))),
-                    "test_brier": float(np.mean((np.array([r[0] for r in test]) - right) ** 2))}}
-    for name, method in METHODS.items():
+    raw = np.array([r[0] for r in test])
+    rows = {"raw": {"test_ece": expected_calibration_error(list(raw), list(right.astype(bool))),
+                    "test_brier": float(np.mean((raw - right) ** 2)), "test_auroc": auroc(raw, right)}}
+    for name, method in methods.items():
         fitted = method(dev)
         scores = np.array([fitted(r) for r in test])
         cv_ece, cv_brier = cross_validated(method, dev)
         rows[name] = {"dev_cv_ece": cv_ece, "dev_cv_brier": cv_brier,
                       "test_ece": expected_calibration_error(list(scores), list(right.astype(bool))),
-                      "test_brier": float(np.mean((scores - right) ** 2)),
+                      "test_brier": float(np.mean((scores - right) ** 2)), "test_auroc": auroc(scores, right),
                       "test_ece_floor": ece_sampling_floor(list(scores))}
     return rows
 
@@ -135,23 +169,27 @@ def main() -> None:
     parser.add_argument("--level", choices=["sentence", "article"], default="sentence")
     parser.add_argument("--out", type=Path, help="write the table as JSON")
     args = parser.parse_args()
-    extractor = NewsExtractor.from_pretrained(args.model)
-    # Temperatures only: the maps compared here replace the run's own.
-    extractor.set_calibration({k: v for k, v in extractor.calibration.items() if k.endswith("temperature")})
+    extractor = NewsExtractor.from_pretrained(args.model, calibrated=False)
+    # Temperatures only: the maps compared here replace the run's own (its entity maps feed the relation map).
+    calibration = extractor.settings.get("calibration") or {}
+    extractor.set_calibration({k: v for k, v in calibration.items() if k.endswith("temperature")})
     data = extractor.settings["config"]["data"]
-    split = {s: records(extractor, Path(data["root"]) / data[s], data["format"], args.level) for s in ("dev", "test")}
+    split = {s: records(extractor, Path(data["root"]) / data[s], data["format"], args.level, calibration["entity_platt"])
+             for s in ("dev", "test")}
     result = {"model": str(args.model), "encoder": extractor.settings["encoder"], "level": args.level,
               "data": {s: str(Path(data["root"]) / data[s]) for s in ("dev", "test")}, **provenance()}
     for kind in ("entities", "relations"):
         if not split["dev"][kind]:
             continue
         result[kind] = {"dev": len(split["dev"][kind]), "test": len(split["test"][kind]),
-                        "methods": compare(split["dev"][kind], split["test"][kind])}
+                        "methods": compare(split["dev"][kind], split["test"][kind],
+                                           {**METHODS, **(RELATION_METHODS if kind == "relations" else {})})}
         print(f"{kind}: {result[kind]['dev']} dev, {result[kind]['test']} test extractions")
-        print(f"  {'method':<20}{'dev CV ECE':>12}{'dev CV Brier':>14}{'test ECE':>10}{'floor':>8}{'test Brier':>12}")
+        print(f"  {'method':<30}{'dev CV ECE':>12}{'dev CV Brier':>14}{'test ECE':>10}{'floor':>8}{'test Brier':>12}{'AUROC':>8}")
         for name, row in result[kind]["methods"].items():
-            print(f"  {name:<20}{row.get('dev_cv_ece', float('nan')):>12.4f}{row.get('dev_cv_brier', float('nan')):>14.4f}"
-                  f"{row['test_ece']:>10.4f}{row.get('test_ece_floor', float('nan')):>8.4f}{row['test_brier']:>12.4f}")
+            print(f"  {name:<30}{row.get('dev_cv_ece', float('nan')):>12.4f}{row.get('dev_cv_brier', float('nan')):>14.4f}"
+                  f"{row['test_ece']:>10.4f}{row.get('test_ece_floor', float('nan')):>8.4f}{row['test_brier']:>12.4f}"
+                  f"{row['test_auroc']:>8.3f}")
     if args.out:
         write_json(result, args.out)
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from .calibration import apply_platt, mention_key
+from .calibration import apply_platt, mention_key, relation_score
 from .casing import load_shape_table
 from .ensemble import MeanOfModels, member_dirs, mismatched_settings
 from .ner import NerTagger
@@ -126,7 +126,13 @@ class NewsExtractor:
         extractor = cls(tagger, settings, relation_tagger)
         extractor.known_mentions = read_known_mentions(run_dir)
         if calibrated:
-            extractor.set_calibration(settings.get("calibration") or {})
+            calibration = settings.get("calibration") or {}
+            if relation_tagger is not None and "relation_platt" in calibration:
+                raise RunDirectoryError(
+                    f"{run_dir}: its relation calibration (relation_platt, a map of one score) is of a kind this code no longer "
+                    f"applies; fit the current one with `python -m training calibrate --model {run_dir}`"
+                )
+            extractor.set_calibration(calibration)
         return extractor
 
     def set_calibration(self, calibration: dict[str, Any]) -> None:
@@ -157,6 +163,16 @@ class NewsExtractor:
         relations, chosen on dev for the best F1 (`python -m training calibrate`); 0 keeps all.
         """
         floor = self.score_floor(min_score)
+        articles = self.predict_articles(texts, batch_size, ids)
+        for article in articles:
+            self.score(article)
+            if floor is not None:
+                keep_confident(article, floor, keep_related=min_score is None)
+        return articles
+
+    def predict_articles(self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None) -> list[Article]:
+        """Articles as the models give them, before `score`: an entity's score is the mean
+        probability of its word tags, a relation's the probability of its label."""
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a str")
@@ -170,17 +186,19 @@ class NewsExtractor:
             if self.relation_tagger
             else [[] for _ in texts]
         )
-        articles = [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
-        entity_maps, relation_map = self.calibration.get("entity_platt"), self.calibration.get("relation_platt")
-        for article in articles:
-            # Each kind through its own map; a relation's raw score already holds its entities' raw scores.
-            for r in article.relations if relation_map else []:
-                r.score = apply_platt(r.score, relation_map)
-            for e in article.entities if entity_maps else []:
-                e.score = apply_platt(e.score, entity_maps.get(self.mention_group(e.text, e.label), entity_maps["all"]))
-            if floor is not None:
-                keep_confident(article, floor, keep_related=min_score is None)
-        return articles
+        return [Article(i, t, e, r) for i, t, e, r in zip(ids, texts, entities, relations)]
+
+    def score(self, article: Article) -> Article:
+        """The scores of an article from `predict_articles` (in place; returned for convenience):
+        entities through their known/new map, then relations from their label probability and
+        their entities' scores (inference.calibration); raw scores where the run is uncalibrated."""
+        entity_maps = self.calibration.get("entity_platt")
+        for e in article.entities if entity_maps else []:
+            e.score = apply_platt(e.score, entity_maps.get(self.mention_group(e.text, e.label), entity_maps["all"]))
+        scores = {e.id: e.score for e in article.entities}
+        for r in article.relations:
+            r.score = relation_score(r.score, scores[r.head], scores[r.tail], self.calibration.get("relation_map"))
+        return article
 
     def mention_group(self, text: str, label: str) -> str:
         """"known" if the training data annotated this name with this label, else "new"."""

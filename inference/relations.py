@@ -310,7 +310,8 @@ class RelationTagger:
     def predict(
         self, texts: list[str], tokenized: list[TokenizedText], entities: list[list[Entity]], batch_size: int = 32
     ) -> list[list[Relation]]:
-        """Relations of each text among its entities: the best label of each candidate pair, if not none."""
+        """Relations of each text among its entities: the best label of each candidate pair, if not
+        none, scored with that label's probability."""
         segments: list[tuple[int, Segment, list[tuple[int, int]]]] = []  # (text, segment, its pairs)
         for k, (text, toks, ents) in enumerate(zip(texts, tokenized, entities)):
             segs, pairs = relation_inputs(self.tokenizer, toks, text, label_spans(ents), self.schema, self.markers)
@@ -329,9 +330,8 @@ class RelationTagger:
             for (row, h, t), p, label in zip(flat, best_p.tolist(), best.tolist()):
                 if label > 0:
                     k = batch[row][0]
-                    head, tail = entities[k][h], entities[k][t]
-                    # Right only if both entities are: the label's probability times theirs.
-                    results[k].append(Relation(head.id, tail.id, self.schema.labels[label - 1], p * head.score * tail.score))
+                    # The label's probability alone: the extractor's `score` adds the entities' scores.
+                    results[k].append(Relation(entities[k][h].id, entities[k][t].id, self.schema.labels[label - 1], p))
         return [self._finish(rels, ents) for rels, ents in zip(results, entities)]
 
     def _finish(self, relations: list[Relation], entities: list[Entity]) -> list[Relation]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def test_ece_on_a_hand_made_example():
 def test_runs_carry_calibration_and_raw_scores_stay_available(tiny_run: Path):
     calibration = json.loads((tiny_run / "extractor.json").read_text())["calibration"]
     assert calibration["ner_temperature"] > 0 and calibration["relation_temperature"] > 0
-    assert len(calibration["relation_platt"]) == 2
+    assert len(calibration["relation_map"]) == 3  # label probability, entity scores, bias
     assert set(calibration["entity_platt"]) >= {"all"} and all(len(ab) == 2 for ab in calibration["entity_platt"].values())
     mentions = json.loads((tiny_run / "known_mentions.json").read_text())["mentions"]
     assert "john smith" in mentions["Peop"] and "acme corp" in mentions["Org"]
@@ -58,14 +59,16 @@ def test_calibrate_command_refits_in_place(tiny_run: Path, capsys):
 def test_min_score_leaves_out_low_scores_and_their_relations(tiny_run: Path):
     extractor = NewsExtractor.from_pretrained(tiny_run)
     text = "John Smith works for Acme Corp in Boston . Maria Lopez lives in Paris ."
-    full = extractor.extract(text)
+    full = extractor.extract(text, min_score=0.0)  # everything found
     scores = sorted({e.score for e in full.entities} | {r.score for r in full.relations})
     cut = scores[len(scores) // 2]
     kept = extractor.extract(text, min_score=cut)
     assert [e.id for e in kept.entities] == [e.id for e in full.entities if e.score >= cut]
     ids = {e.id for e in kept.entities}
     assert all(r.score >= cut and {r.head, r.tail} <= ids for r in kept.relations)
-    assert extractor.extract(text, min_score=0.0).to_dict() == full.to_dict()
+    default = extractor.extract(text)  # the run's decision floors: a subset of everything
+    assert {(r.head, r.tail, r.label, r.score) for r in default.relations} <= {(r.head, r.tail, r.label, r.score) for r in full.relations}
+    assert {(e.id, e.score) for e in default.entities} <= {(e.id, e.score) for e in full.entities}
     with pytest.raises(ValueError, match="min_score"):
         extractor.extract(text, min_score=1.5)
 
@@ -82,6 +85,35 @@ def test_platt_fit_recovers_known_parameters():
     assert a == pytest.approx(0.6, abs=0.05) and b == pytest.approx(-0.8, abs=0.05)
     assert apply_platt(0.5, (a, b)) == pytest.approx(float(torch.sigmoid(torch.tensor(b))), abs=1e-6)
     assert fit_platt([0.2, 0.9], [True, True]) == (1.0, 0.0)  # nothing to learn from
+
+
+def test_relation_map_recovers_known_weights_and_raw_scores_stay_a_product():
+    from inference.calibration import fit_logistic, relation_logits, relation_score, sigmoid
+
+    gen = torch.Generator().manual_seed(0)
+    probability, head, tail = (torch.rand(20000, generator=gen).clamp(0.02, 0.98) for _ in range(3))
+    features = [relation_logits(p, h, t) for p, h, t in zip(probability.tolist(), head.tolist(), tail.tolist())]
+    # Right more often when the entities are sure than when the pair classifier is.
+    truth = torch.tensor([sigmoid(0.4 * x[0] + 1.2 * x[1] + 0.3) for x in features])
+    correct = (torch.rand(20000, generator=gen) < truth).tolist()
+    weights = fit_logistic(features, correct)
+    assert weights == pytest.approx([0.4, 1.2, 0.3], abs=0.06)
+    assert relation_score(0.8, 0.9, 0.5, weights) == pytest.approx(sigmoid(sum(w * x for w, x in zip(weights, relation_logits(0.8, 0.9, 0.5))) + weights[2]))
+    assert relation_score(0.8, 0.9, 0.5, None) == pytest.approx(0.8 * 0.9 * 0.5)
+    assert fit_logistic([[0.1, 0.2]], [True]) == [1.0, 1.0, 0.0]  # nothing to learn from
+
+
+def test_a_run_with_the_former_relation_map_asks_to_be_recalibrated(tiny_run: Path, tmp_path: Path):
+    from inference import RunDirectoryError
+
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run, run)
+    settings = json.loads((run / "extractor.json").read_text())
+    settings["calibration"]["relation_platt"] = settings["calibration"].pop("relation_map")[:2]
+    (run / "extractor.json").write_text(json.dumps(settings))
+    with pytest.raises(RunDirectoryError, match="python -m training calibrate"):
+        NewsExtractor.from_pretrained(run)
+    assert NewsExtractor.from_pretrained(run, relations=False).extract("John Smith works .").relations == []
 
 
 def test_grouped_platt_fits_groups_with_enough_examples_only():

@@ -1,18 +1,20 @@
 """Fit a run's calibration on annotated data (the dev split); see inference/calibration.py.
 
 Temperatures: the NER model's word logits against the gold word tags, the relation
-classifier's pair logits against the gold relations of gold-entity pairs. Platt maps (entities:
-one per known/new name): the raw scores of what the extractor then
-returns, end to end, against exact-match correctness. Per-type thresholds: for each label, the
+classifier's pair logits against the gold relations of gold-entity pairs. Score maps, fitted on
+what the extractor then returns, end to end, against exact-match correctness: entities, a Platt
+map of the raw score per known/new name; relations, a logistic map of the label probability and
+the calibrated entity scores (inference.calibration). Per-type thresholds: for each label, the
 least calibrated score whose extractions reach the target precision on the same documents.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 
-from inference.calibration import fit_grouped_platt, fit_platt, fit_temperature
+from inference.calibration import fit_grouped_platt, fit_logistic, fit_temperature, relation_logits
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
 from inference.schema import Document, label_spans
@@ -27,16 +29,22 @@ def fit_calibration(extractor: NewsExtractor, documents: list[Document], target_
     `known_mentions` must be set); the result is also applied."""
     result: dict[str, Any] = fit_temperatures(extractor, documents)
     extractor.set_calibration(result)
-    texts = [d.text for d in documents]
     symmetric = extractor.relation_tagger.schema.symmetric if extractor.relation_tagger else []
-    articles = extractor.extract_many(texts)
-    groups = [extractor.mention_group(e.text, e.label) for a in articles for e in a.entities]
-    entities, relations = score_outcomes(documents, articles, symmetric).values()
-    result["entity_platt"] = fit_grouped_platt(entities.scores, entities.correct, groups)
+    predicted = extractor.predict_articles([d.text for d in documents])
+    correct = {kind: o.correct for kind, o in score_outcomes(documents, predicted, symmetric).items()}
+    entities = [e for a in predicted for e in a.entities]
+    groups = [extractor.mention_group(e.text, e.label) for e in entities]
+    result["entity_platt"] = fit_grouped_platt([e.score for e in entities], correct["entities"], groups)
     if extractor.relation_tagger is not None:
-        result["relation_platt"] = list(fit_platt(relations.scores, relations.correct))
+        # The relation map reads the entities' calibrated scores: score copies with the entity maps alone.
+        extractor.set_calibration(result)
+        features = []
+        for article in predicted:
+            entity_scores = {e.id: e.score for e in extractor.score(copy.deepcopy(article)).entities}
+            features += [relation_logits(r.score, entity_scores[r.head], entity_scores[r.tail]) for r in article.relations]
+        result["relation_map"] = fit_logistic(features, correct["relations"])
     extractor.set_calibration(result)
-    calibrated = score_outcomes(documents, extractor.extract_many(texts), symmetric)
+    calibrated = score_outcomes(documents, [extractor.score(copy.deepcopy(a)) for a in predicted], symmetric)
     gold = gold_label_counts(documents, symmetric)
     result["thresholds"] = {
         "target_precision": target_precision,
