@@ -81,3 +81,30 @@ def test_members_must_match_and_ensembles_run_on_torch(tiny_run: Path, ensemble_
             NewsExtractor.from_pretrained(ensemble_run, device="cpu")
     finally:
         (member / "extractor.json").write_text(saved)
+
+
+def test_an_ensemble_of_refit_runs_takes_the_calibration_of_their_references_ensemble(tiny_run: Path, tmp_path: Path, capsys):
+    # Two "reference" runs and two "refit" runs of them (copies marked as refits: only the marking matters here).
+    refs, refits = [tmp_path / "ref13", tmp_path / "ref14"], [tmp_path / "refit13", tmp_path / "refit14"]
+    for ref, refit in zip(refs, refits):
+        shutil.copytree(tiny_run, ref)
+        shutil.copytree(tiny_run, refit)
+        settings = json.loads((refit / "extractor.json").read_text())
+        settings["config"]["refit"] = str(ref)
+        (refit / "extractor.json").write_text(json.dumps(settings))
+    members = ["--members", *map(str, refits)]
+    assert training_main(["ensemble", *members, "--output", str(tmp_path / "no-reference")]) == 2
+    assert "--refit-of" in capsys.readouterr().err and not (tmp_path / "no-reference").exists()
+    assert training_main(["ensemble", "--members", *map(str, refs), "--output", str(tmp_path / "refs")]) == 0
+    assert training_main(["ensemble", "--members", str(refs[0]), str(tiny_run), "--output", str(tmp_path / "other")]) == 0
+    capsys.readouterr()
+    assert training_main(["ensemble", *members, "--output", str(tmp_path / "wrong"), "--refit-of", str(tmp_path / "other")]) == 2
+    assert "not the members' reference runs" in capsys.readouterr().err
+    assert training_main(["ensemble", "--members", *map(str, refs), "--output", str(tmp_path / "x"), "--refit-of", str(tmp_path / "refs")]) == 2
+    assert "not refit runs" in capsys.readouterr().err
+    out = tmp_path / "refit-ensemble"
+    assert training_main(["ensemble", *members, "--output", str(out), "--refit-of", str(tmp_path / "refs")]) == 0
+    reference = json.loads((tmp_path / "refs" / "extractor.json").read_text())["calibration"]
+    copied = json.loads((out / "extractor.json").read_text())["calibration"]
+    assert {k: v for k, v in copied.items() if k != "fitted_on"} == {k: v for k, v in reference.items() if k != "fitted_on"}
+    assert "copied" in copied["fitted_on"]

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--output", required=True, type=Path, help="ensemble run directory (holds settings only; members stay where they are)")
     n.add_argument("--target-precision", type=float, metavar="P",
                    help="per-type thresholds reach this dev precision (default: the first member's config, else 0.9)")
+    n.add_argument("--refit-of", type=Path, metavar="ENSEMBLE",
+                   help="members that are refit runs (trained on train + dev) take the calibration of this ensemble of their "
+                        "reference runs, since dev cannot calibrate them")
 
     args = parser.parse_args(argv)
     commands = {"train": train_command, "evaluate": evaluate_command, "calibrate": calibrate_command, "ensemble": ensemble_command}
@@ -147,14 +150,39 @@ def ensemble_command(args: argparse.Namespace) -> int:
         differing = mismatched_settings(first, read_settings(member))
         if differing:
             raise RunDirectoryError(f"{member} differs from {args.members[0]} in {', '.join(differing)}: not members of one ensemble")
+    refit = refit_reference(args.members, args.refit_of)
     args.output.mkdir(parents=True, exist_ok=True)
     members = [os.path.relpath(m.resolve(), args.output.resolve()) for m in args.members]
     settings = {k: v for k, v in first.items() if k not in ("training", "calibration")} | {"members": members}
+    settings["config"] = {**settings["config"], "refit": refit}
     write_atomically(args.output / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
     if (args.members[0] / MENTIONS_FILE).is_file():
         write_atomically(args.output / MENTIONS_FILE, (args.members[0] / MENTIONS_FILE).read_text(encoding="utf-8"))
     print(f"ensemble of {len(members)} runs written to {args.output}; fitting its calibration")
     return calibrate_command(argparse.Namespace(model=args.output, data=None, format=None, target_precision=args.target_precision))
+
+
+def refit_reference(members: list[Path], refit_of: Path | None) -> str | None:
+    """The ensemble whose calibration an ensemble of refit runs copies (`--refit-of`), checked to
+    be the ensemble of exactly their reference runs; None for members trained on train alone."""
+    from inference.ensemble import member_dirs
+
+    references = [read_settings(m)["config"].get("refit") for m in members]
+    if not any(references):
+        if refit_of is not None:
+            raise ValueError("--refit-of: the members are not refit runs; their ensemble is calibrated on dev")
+        return None
+    if not all(references):
+        raise ValueError("--members: some are refit runs (trained on train + dev) and some not; an ensemble needs one kind")
+    if refit_of is None:
+        raise ValueError("--members are refit runs, trained on dev, which can no longer calibrate them: name the ensemble "
+                         "of their reference runs with --refit-of, whose calibration this ensemble takes")
+    theirs = read_settings(refit_of)
+    if not theirs.get("members") or "calibration" not in theirs:
+        raise RunDirectoryError(f"--refit-of {refit_of}: not a calibrated ensemble run")
+    if sorted(map(str, member_dirs(refit_of, theirs))) != sorted(str(Path(r).resolve()) for r in references):
+        raise ValueError(f"--refit-of {refit_of}: its members are not the members' reference runs ({', '.join(references)})")
+    return str(refit_of)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
