@@ -105,6 +105,7 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
+SCORE_MAPS = ("entity_platt", "relation_map")  # the calibration keys that hold score maps (stage 2)
 MIN_GROUP = 30  # fewer dev extractions than this in a group: the group shares the pooled map
 
 

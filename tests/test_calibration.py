@@ -51,7 +51,8 @@ def test_calibrate_command_refits_in_place(tiny_run: Path, capsys):
     before = json.loads((tiny_run / "extractor.json").read_text())
     assert main(["calibrate", "--model", str(tiny_run)]) == 0
     after = json.loads((tiny_run / "extractor.json").read_text())
-    assert "calibration fitted" in capsys.readouterr().out
+    assert "score maps for entity and relation" in capsys.readouterr().out
+    assert "score maps: entity_platt, relation_map" in (tiny_run / "MODEL_CARD.md").read_text()
     assert after["calibration"]["ner_temperature"] == pytest.approx(before["calibration"]["ner_temperature"], rel=1e-3)
     assert {k: v for k, v in after.items() if k != "calibration"} == {k: v for k, v in before.items() if k != "calibration"}
 

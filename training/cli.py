@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from inference.calibration import SCORE_MAPS
 from inference.encoders import EncoderNotFound
 from inference.extractor import RunDirectoryError, read_settings
 from inference.onnx_backend import BACKENDS
@@ -123,7 +124,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     write_model_card(args.model)  # new calibration; test figures return with the next evaluate
     temperatures = ", ".join(f"{k} {v:.3f}" for k, v in fitted.items() if k.endswith("temperature"))
     print(f"calibration fitted on {data}: {temperatures}; score maps for "
-          + " and ".join(k.split("_")[0] for k in fitted if k.endswith("platt")))
+          + " and ".join(k.split("_")[0] for k in SCORE_MAPS if k in fitted))
     for kind, d in fitted["decision"].items():
         print(f"  default output, {kind}: scores from {d['min_score']:.2f} kept (dev F1 {d['f1']:.3f}, {d['f1_keeping_all']:.3f} keeping all)")
     for kind in ("entities", "relations"):

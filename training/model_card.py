@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inference.calibration import SCORE_MAPS
 from inference.extractor import SETTINGS_FILE
 
 CARD_FILE = "MODEL_CARD.md"
@@ -80,7 +81,7 @@ def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] 
     lines += ["", "## Calibration"]
     if cal:
         temps = ", ".join(f"{k} {v:.3f}" for k, v in cal.items() if k.endswith("temperature"))
-        maps = ", ".join(k for k in cal if k.endswith("platt")) or "none"
+        maps = ", ".join(k for k in SCORE_MAPS if k in cal) or "none"
         lines.append(f"Fitted on `{cal.get('fitted_on')}`: temperatures {temps}; score maps: {maps}. "
                      "A score of 0.9 means right about nine times in ten on data like that split.")
         thresholds = cal.get("thresholds") or {}
