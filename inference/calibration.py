@@ -139,12 +139,25 @@ def expected_calibration_error(scores: list[float], correct: list[bool], bins: i
     return sum(abs(acc - conf) * n for conf, acc, n in calibration_bins(scores, correct, bins)) / max(1, len(scores))
 
 
-def ece_sampling_floor(scores: list[float], bins: int = 15, draws: int = 200, seed: int = 0) -> float:
-    """The mean ECE of a perfectly calibrated scorer giving these scores: outcomes drawn with
-    P(correct) = score. On a few hundred extractions this floor is far from 0, so a measured
-    ECE is read against it."""
+def perfectly_calibrated_eces(scores: list[float], bins: int = 15, draws: int = 200, seed: int = 0) -> np.ndarray:
+    """The ECEs a perfectly calibrated scorer giving these scores shows over `draws` outcome sets
+    drawn with P(correct) = score: the sampling noise a measured ECE is read against."""
     if not scores:
-        return 0.0
+        return np.zeros(1)
     gen = np.random.default_rng(seed)
     p = np.asarray(scores, dtype=float)
-    return float(np.mean([expected_calibration_error(scores, list(gen.random(len(p)) < p), bins) for _ in range(draws)]))
+    return np.array([expected_calibration_error(scores, list(gen.random(len(p)) < p), bins) for _ in range(draws)])
+
+
+def ece_sampling_floor(scores: list[float], bins: int = 15, draws: int = 200, seed: int = 0) -> float:
+    """The mean ECE of a perfectly calibrated scorer giving these scores. On a few hundred
+    extractions this floor is far from 0, so a measured ECE is read against it."""
+    return float(perfectly_calibrated_eces(scores, bins, draws, seed).mean())
+
+
+def ece_noise(scores: list[float], ece: float, bins: int = 15, draws: int = 200, seed: int = 0) -> dict[str, float]:
+    """A measured ECE against sampling noise: the floor (mean ECE of a perfectly calibrated
+    scorer with these scores) and p, the share of its draws with an ECE at least `ece` (under
+    0.05: miscalibrated beyond what the sample size explains)."""
+    eces = perfectly_calibrated_eces(scores, bins, draws, seed)
+    return {"floor": float(eces.mean()), "p": float((eces >= ece - 1e-12).mean())}

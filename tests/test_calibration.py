@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,6 +133,19 @@ def test_ece_sampling_floor_is_larger_on_fewer_extractions():
     assert ece_sampling_floor([1.0] * 50) == 0.0  # certain outcomes: no sampling noise
     few, many = ece_sampling_floor([0.6] * 40), ece_sampling_floor([0.6] * 4000)
     assert few > 3 * many > 0
+
+
+def test_ece_noise_tells_sampling_noise_from_miscalibration():
+    from inference.calibration import ece_noise
+
+    gen = np.random.default_rng(1)
+    scores = gen.uniform(0.05, 0.95, 400).tolist()
+    calibrated = (gen.random(400) < np.array(scores)).tolist()  # right as often as the scores say
+    overconfident = (gen.random(400) < np.array(scores) - 0.25).tolist()  # right 25 points less often
+    fair = ece_noise(scores, expected_calibration_error(scores, calibrated))
+    bad = ece_noise(scores, expected_calibration_error(scores, overconfident))
+    assert fair["p"] > 0.05 and bad["p"] == 0.0
+    assert fair["floor"] == bad["floor"] > 0.02  # the floor depends on the scores alone
 
 
 def test_thresholds_pick_the_least_score_reaching_the_target():

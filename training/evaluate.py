@@ -24,7 +24,7 @@ import torch
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from inference.calibration import ece_sampling_floor, expected_calibration_error
+from inference.calibration import ece_noise, expected_calibration_error
 from inference.extractor import NewsExtractor, keep_confident
 from inference.ner import span_words, word_tags
 from inference.relations import RelationTagger
@@ -287,13 +287,15 @@ def gold_label_counts(documents: list[Document], symmetric: list[str]) -> dict[s
 
 def calibration_errors(outcomes: dict[str, Outcomes]) -> dict[str, Any]:
     """ECE (15 bins) of entity and relation scores, from `score_outcomes`, each beside its
-    sampling floor (the ECE a perfectly calibrated scorer would show on as many extractions)."""
-    ents, rels = outcomes["entities"], outcomes["relations"]
-    out = {"entity_ece": expected_calibration_error(ents.scores, ents.correct), "entities": len(ents.scores),
-           "entity_ece_floor": ece_sampling_floor(ents.scores)}
-    if rels.scores:
-        out.update(relation_ece=expected_calibration_error(rels.scores, rels.correct), relations=len(rels.scores),
-                   relation_ece_floor=ece_sampling_floor(rels.scores))
+    sampling floor (the ECE a perfectly calibrated scorer would show on as many extractions) and
+    p, the share of such a scorer's draws with an ECE at least as large (inference.calibration.ece_noise)."""
+    out: dict[str, Any] = {}
+    for kind, name in (("entities", "entity"), ("relations", "relation")):
+        o = outcomes[kind]
+        if kind == "entities" or o.scores:
+            ece = expected_calibration_error(o.scores, o.correct)
+            noise = ece_noise(o.scores, ece)
+            out.update({f"{name}_ece": ece, kind: len(o.scores), f"{name}_ece_floor": noise["floor"], f"{name}_ece_p": noise["p"]})
     return out
 
 
@@ -360,11 +362,12 @@ def format_report(result: dict[str, Any], where: str) -> str:
         parts.append(format_thresholds(rel["thresholds"], "relations (strict, end to end)"))
     cal = result.get("calibration")
     if cal:
-        line = (f"calibration (ECE, 15 bins; floor = a perfectly calibrated scorer's on as many): entities {cal['entity_ece']:.4f} "
-                f"(raw {cal['uncalibrated']['entity_ece']:.4f}, floor {cal['entity_ece_floor']:.4f})")
+        line = (f"calibration (ECE, 15 bins; floor = a perfectly calibrated scorer's on as many, p = the share of its draws "
+                f"with an ECE as large): entities {cal['entity_ece']:.4f} (raw {cal['uncalibrated']['entity_ece']:.4f}, "
+                f"floor {cal['entity_ece_floor']:.4f}, p {cal['entity_ece_p']:.2f})")
         if "relation_ece" in cal:
             line += (f", relations {cal['relation_ece']:.4f} (raw {cal['uncalibrated']['relation_ece']:.4f}, "
-                     f"floor {cal['relation_ece_floor']:.4f})")
+                     f"floor {cal['relation_ece_floor']:.4f}, p {cal['relation_ece_p']:.2f})")
         parts.append(line + f", temperatures {cal['temperatures']}")
         if cal.get("decision"):
             floors = ", ".join(f"{kind} {d['min_score']:.2f}" for kind, d in cal["decision"].items())
