@@ -25,22 +25,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.calibration import (  # noqa: E402
+    apply_logistic,
     apply_platt,
     ece_sampling_floor,
     expected_calibration_error,
     fit_grouped_platt,
     fit_logistic,
     fit_platt,
-    relation_logits,
-    sigmoid,
 )
 from inference.extractor import NewsExtractor  # noqa: E402
 from inference.schema import sentence_documents  # noqa: E402
+from training.calibrate import relation_map_inputs  # noqa: E402
 from training.evaluate import provenance, score_outcomes, write_json  # noqa: E402
 from training.readers import read_documents  # noqa: E402
 
 # Raw score, exact match, group (known/new name, or "all"), and for relations the inputs of the
-# product's relation map (inference.calibration.relation_logits; empty for entities).
+# product's relation map (training.calibrate.relation_map_inputs; empty for entities).
 Record = tuple[float, bool, str, list[float]]
 Method = Callable[[list[Record]], Callable[[Record], float]]
 
@@ -72,7 +72,7 @@ def relation_map(records: list[Record]) -> Callable[[Record], float]:
     """The product's relation map: a logistic function of the label probability's logit and the
     logit of the entities' calibrated scores' product."""
     weights = fit_logistic([r[3] for r in records], [r[1] for r in records])
-    return lambda r: sigmoid(sum(w * x for w, x in zip(weights, r[3])) + weights[-1])
+    return lambda r: apply_logistic(r[3], weights)
 
 
 def histogram(bins: int) -> Method:
@@ -110,10 +110,7 @@ def records(extractor: NewsExtractor, path: Path, data_format: str, level: str, 
     groups = [extractor.mention_group(e.text, e.label) for a in raw for e in a.entities]
     temperatures = extractor.calibration
     extractor.set_calibration({**temperatures, "entity_platt": entity_platt})
-    logits = []
-    for article in predicted:
-        scores = {e.id: e.score for e in extractor.score(copy.deepcopy(article)).entities}
-        logits += [relation_logits(r.score, scores[r.head], scores[r.tail]) for r in article.relations]
+    logits = relation_map_inputs(extractor, predicted)
     extractor.set_calibration(temperatures)
     return {
         "entities": [(s, ok, g, []) for s, ok, g in zip(entities.scores, entities.correct, groups)],

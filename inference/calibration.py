@@ -76,9 +76,14 @@ def fit_platt(scores: list[float], correct: list[bool]) -> tuple[float, float]:
     return a, b
 
 
+def apply_logistic(features: list[float], weights: list[float] | tuple[float, ...]) -> float:
+    """sigmoid(w . [x, 1]) under weights from `fit_logistic`."""
+    return sigmoid(sum(w * x for w, x in zip(weights, features)) + weights[-1])
+
+
 def apply_platt(score: float, ab: tuple[float, float] | list[float]) -> float:
     """The calibrated probability of a raw score under Platt parameters (a, b)."""
-    return sigmoid(ab[0] * logit(score) + ab[1])
+    return apply_logistic([logit(score)], ab)
 
 
 def relation_logits(probability: float, head: float, tail: float) -> list[float]:
@@ -93,7 +98,7 @@ def relation_score(probability: float, head: float, tail: float, weights: list[f
     `relation_logits`), sigmoid(w0 * logit(probability) + w1 * logit(head * tail) + w2)."""
     if weights is None:
         return probability * head * tail
-    return sigmoid(sum(w * x for w, x in zip(weights, relation_logits(probability, head, tail))) + weights[-1])
+    return apply_logistic(relation_logits(probability, head, tail), weights)
 
 
 def logit(p: float) -> float:

@@ -17,7 +17,7 @@ import torch
 from inference.calibration import fit_grouped_platt, fit_logistic, fit_temperature, relation_logits
 from inference.extractor import NewsExtractor
 from inference.ner import word_tags
-from inference.schema import Document, label_spans
+from inference.schema import Article, Document, label_spans
 from inference.windows import tokenize
 
 from .evaluate import Outcomes, gold_label_counts, score_outcomes
@@ -35,15 +35,10 @@ def fit_calibration(extractor: NewsExtractor, documents: list[Document], target_
     entities = [e for a in predicted for e in a.entities]
     groups = [extractor.mention_group(e.text, e.label) for e in entities]
     result["entity_platt"] = fit_grouped_platt([e.score for e in entities], correct["entities"], groups)
+    extractor.set_calibration(result)  # the relation map reads the entities' calibrated scores
     if extractor.relation_tagger is not None:
-        # The relation map reads the entities' calibrated scores: score copies with the entity maps alone.
+        result["relation_map"] = fit_logistic(relation_map_inputs(extractor, predicted), correct["relations"])
         extractor.set_calibration(result)
-        features = []
-        for article in predicted:
-            entity_scores = {e.id: e.score for e in extractor.score(copy.deepcopy(article)).entities}
-            features += [relation_logits(r.score, entity_scores[r.head], entity_scores[r.tail]) for r in article.relations]
-        result["relation_map"] = fit_logistic(features, correct["relations"])
-    extractor.set_calibration(result)
     calibrated = score_outcomes(documents, [extractor.score(copy.deepcopy(a)) for a in predicted], symmetric)
     gold = gold_label_counts(documents, symmetric)
     result["thresholds"] = {
@@ -54,6 +49,16 @@ def fit_calibration(extractor: NewsExtractor, documents: list[Document], target_
     result["decision"] = {kind: fit_decision_floor(calibrated[kind], sum(gold[kind].values())) for kind in kinds}
     extractor.set_calibration(result)
     return result
+
+
+def relation_map_inputs(extractor: NewsExtractor, articles: list[Article]) -> list[list[float]]:
+    """`relation_logits` of every relation of `articles` (from `predict_articles`, left as they
+    are), its entities scored through the extractor's current entity maps."""
+    inputs = []
+    for article in articles:
+        scores = {e.id: e.score for e in extractor.score(copy.deepcopy(article)).entities}
+        inputs += [relation_logits(r.score, scores[r.head], scores[r.tail]) for r in article.relations]
+    return inputs
 
 
 DECISION_GRID = [k / 20 for k in range(20)]  # 0, 0.05, ..., 0.95: coarse, so a few hundred dev relations can choose
