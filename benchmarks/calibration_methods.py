@@ -77,6 +77,15 @@ def relation_map(records: list[Record]) -> Callable[[Record], float]:
     return lambda r: apply_logistic(r[3], weights)
 
 
+def relation_map_isotonic(records: list[Record]) -> Callable[[Record], float]:
+    """The product's relation map, then an isotonic map of its output (fitted on the same records):
+    its ranking, with a free shape."""
+    weights = fit_logistic([r[3] for r in records], [r[1] for r in records])
+    mapped = lambda r: (apply_logistic(r[3], weights), *r[1:])  # noqa: E731
+    shape = isotonic([mapped(r) for r in records])
+    return lambda r: shape(mapped(r))
+
+
 def histogram(bins: int) -> Method:
     """Equal-mass bins of the raw score, each mapped to its share right (Zadrozny and Elkan 2001)."""
 
@@ -97,7 +106,8 @@ METHODS: dict[str, Method] = {
     "Platt": platt,
     "Platt, known/new": platt_by_group,
 }
-RELATION_METHODS: dict[str, Method] = {"two logits (label, entities)": relation_map}
+RELATION_METHODS: dict[str, Method] = {"two logits (label, entities)": relation_map,
+                                       "two logits, then isotonic": relation_map_isotonic}
 PRODUCT_MAPS: dict[str, str] = {"entities": "Platt, known/new", "relations": "two logits (label, entities)"}
 
 
