@@ -80,8 +80,11 @@ def relation_map(records: list[Record]) -> Callable[[Record], float]:
 def relation_map_isotonic(records: list[Record]) -> Callable[[Record], float]:
     """The product's relation map, then an isotonic map of its output (fitted on the same records):
     its ranking, with a free shape."""
-    weights = fit_logistic([r[3] for r in records], [r[1] for r in records])
-    mapped = lambda r: (apply_logistic(r[3], weights), *r[1:])  # noqa: E731
+    first = relation_map(records)
+
+    def mapped(r: Record) -> Record:
+        return (first(r), *r[1:])
+
     shape = isotonic([mapped(r) for r in records])
     return lambda r: shape(mapped(r))
 
@@ -162,20 +165,17 @@ def compare(dev: list[Record], test: list[Record], methods: dict[str, Method], p
     raw = np.array([r[0] for r in test])
     rows = {"raw": {"test_ece": expected_calibration_error(list(raw), list(right.astype(bool))),
                     "test_brier": float(np.mean((raw - right) ** 2)), "test_auroc": auroc(raw, right)}}
-    for name, method in methods.items():
-        fitted = method(dev)
+
+    def on_test(fitted: Callable[[Record], float]) -> dict[str, float]:
         scores = np.array([fitted(r) for r in test])
+        return {"test_ece": expected_calibration_error(list(scores), list(right.astype(bool))),
+                "test_brier": float(np.mean((scores - right) ** 2)), "test_auroc": auroc(scores, right),
+                "test_ece_floor": ece_sampling_floor(list(scores))}
+
+    for name, method in methods.items():
         cv_ece, cv_brier = cross_validated(method, dev)
-        rows[name] = {"dev_cv_ece": cv_ece, "dev_cv_brier": cv_brier,
-                      "test_ece": expected_calibration_error(list(scores), list(right.astype(bool))),
-                      "test_brier": float(np.mean((scores - right) ** 2)), "test_auroc": auroc(scores, right),
-                      "test_ece_floor": ece_sampling_floor(list(scores))}
-    oracle = methods[product](test)
-    scores = np.array([oracle(r) for r in test])
-    rows[f"{product}, fitted on test (oracle)"] = {
-        "test_ece": expected_calibration_error(list(scores), list(right.astype(bool))),
-        "test_brier": float(np.mean((scores - right) ** 2)), "test_auroc": auroc(scores, right),
-        "test_ece_floor": ece_sampling_floor(list(scores))}
+        rows[name] = {"dev_cv_ece": cv_ece, "dev_cv_brier": cv_brier, **on_test(method(dev))}
+    rows[f"{product}, fitted on test (oracle)"] = on_test(methods[product](test))
     return rows
 
 
