@@ -87,6 +87,31 @@ def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Pa
     err = capsys.readouterr().err
     assert f"{data / 'tiny' / 'dev.json'}: document '1#s0' has the {kind} {'Misc' if kind == 'entity type' else 'Kill'!r}" in err
     assert "never occurs in the training split" in err and not (tmp_path / "run").exists()
+    assert "set data.unseen_dev_labels: allow" in err
+
+
+def test_allowed_unseen_dev_labels_are_reported_not_refused(tiny_config: Path, tmp_path: Path, capsys):
+    import dataclasses
+    import json
+
+    from inference.schema import sentence_documents
+    from training.corpora import data_root, load_split
+    from training.train import check_dev_labels
+
+    data = tmp_path / "data"
+    (data / "tiny").mkdir(parents=True)
+    root = Path(yaml_value(tiny_config, "root"))
+    for split in ("train", "test"):
+        (data / "tiny" / f"{split}.json").write_bytes((root / "tiny" / f"{split}.json").read_bytes())
+    dev = json.loads((root / "tiny" / "dev.json").read_text())
+    dev[1]["relations"][0]["type"] = "Kill"
+    (data / "tiny" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
+    config = load_config(tiny_config, ["data.unseen_dev_labels=allow"])
+    config = dataclasses.replace(config, data=data_root(config.data, str(data)))  # as the CLI's --data-root does
+    assert config.data.unseen_dev_labels == "allow"
+    train, dev_docs = (sentence_documents(load_split(config.data, s)) for s in ("train", "dev"))
+    check_dev_labels(config, train, dev_docs)
+    assert "relation labels never seen in training, kept as misses (data.unseen_dev_labels: allow): Kill (1)" in capsys.readouterr().out
 
 
 def yaml_value(path: Path, key: str) -> str:

@@ -28,6 +28,10 @@ class DataConfig:
     dev: str
     test: str
     root: str = "../shared/data"
+    # A dev label that training never saw is refused ("error": usually a mislabelled split);
+    # "allow" keeps it for corpora that have such labels (CrossRE news: win-defeat), where it
+    # counts as a miss on dev as it does on test, since no model can predict it.
+    unseen_dev_labels: str = field(default="error", metadata={"choices": ("error", "allow")})
 
     def path(self, split: str) -> Path:
         return Path(self.root) / getattr(self, split)

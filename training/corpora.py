@@ -1,6 +1,7 @@
 """Loading a config's corpus splits, with a helpful stop where the data is missing."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -26,7 +27,7 @@ class DataMissing(FileNotFoundError):
 def data_root(config: DataConfig, flag: str | None = None) -> DataConfig:
     """Apply the data root from the --data-root flag, else $NEWS_DATA_DIR, else the config."""
     root = flag or os.environ.get("NEWS_DATA_DIR") or config.root
-    return DataConfig(config.format, config.train, config.dev, config.test, root)
+    return dataclasses.replace(config, root=root)
 
 
 def check_data(config: DataConfig) -> None:

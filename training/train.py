@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,28 @@ def run_checkpoints(output: Path, config: Config, settings: dict[str, Any], is_m
 
 def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[Document]) -> None:
     """Every entity type and relation label of the dev split must occur in training: a model
-    cannot predict a label it never saw, and early stopping would chase it."""
+    cannot predict a label it never saw, so one usually means a mislabelled split. With
+    `data.unseen_dev_labels: allow` such labels are kept and reported instead."""
     kinds = (
         ("entity type", lambda d: [e.label for e in d.entities]),
         ("relation label", lambda d: [r.label for r in d.relations] if config.relations is not None else []),
     )
     for kind, labels_of in kinds:
         known = {label for d in train_docs for label in labels_of(d)}
-        for doc in dev_docs:
-            unseen = sorted(set(labels_of(doc)) - known)
-            if unseen:
-                raise ValueError(
-                    f"{config.data.path('dev')}: document {doc.id!r} has the {kind} {unseen[0]!r}, which never occurs in "
-                    f"the training split {config.data.path('train')} (known: {', '.join(sorted(known))})"
-                )
+        unseen = Counter(label for doc in dev_docs for label in labels_of(doc) if label not in known)
+        if not unseen:
+            continue
+        if config.data.unseen_dev_labels == "allow":
+            counts = ", ".join(f"{label} ({n})" for label, n in sorted(unseen.items()))
+            print(f"{config.data.path('dev')}: {kind}s never seen in training, kept as misses (data.unseen_dev_labels: allow): {counts}")
+            continue
+        doc = next(d for d in dev_docs if unseen.keys() & set(labels_of(d)))
+        first = sorted(unseen.keys() & set(labels_of(doc)))[0]
+        raise ValueError(
+            f"{config.data.path('dev')}: document {doc.id!r} has the {kind} {first!r}, which never occurs in "
+            f"the training split {config.data.path('train')} (known: {', '.join(sorted(known))}); if the corpus "
+            "really has such labels, set data.unseen_dev_labels: allow to keep them as misses"
+        )
 
 
 def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
