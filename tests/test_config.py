@@ -66,11 +66,10 @@ def test_shipped_configs_load():
         assert load_config(path).name == path.stem
 
 
-@pytest.mark.parametrize("kind", ["entity type", "relation label"])
-def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Path, tmp_path: Path, capsys, kind: str):
+def data_with_unseen_dev_label(tiny_config: Path, tmp_path: Path, kind: str) -> Path:
+    """A copy of the tiny corpus whose dev split has an entity type (Misc) or relation label
+    (Kill) that training never saw; returns its data root."""
     import json
-
-    from training.cli import main
 
     data = tmp_path / "data"
     (data / "tiny").mkdir(parents=True)
@@ -83,6 +82,14 @@ def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Pa
     else:
         dev[1]["relations"][0]["type"] = "Kill"
     (data / "tiny" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
+    return data
+
+
+@pytest.mark.parametrize("kind", ["entity type", "relation label"])
+def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Path, tmp_path: Path, capsys, kind: str):
+    from training.cli import main
+
+    data = data_with_unseen_dev_label(tiny_config, tmp_path, kind)
     assert main(["train", "--config", str(tiny_config), "--data-root", str(data), "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert f"{data / 'tiny' / 'dev.json'}: document '1#s0' has the {kind} {'Misc' if kind == 'entity type' else 'Kill'!r}" in err
@@ -92,20 +99,12 @@ def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Pa
 
 def test_allowed_unseen_dev_labels_are_reported_not_refused(tiny_config: Path, tmp_path: Path, capsys):
     import dataclasses
-    import json
 
     from inference.schema import sentence_documents
     from training.corpora import data_root, load_split
     from training.train import check_dev_labels
 
-    data = tmp_path / "data"
-    (data / "tiny").mkdir(parents=True)
-    root = Path(yaml_value(tiny_config, "root"))
-    for split in ("train", "test"):
-        (data / "tiny" / f"{split}.json").write_bytes((root / "tiny" / f"{split}.json").read_bytes())
-    dev = json.loads((root / "tiny" / "dev.json").read_text())
-    dev[1]["relations"][0]["type"] = "Kill"
-    (data / "tiny" / "dev.json").write_text(json.dumps(dev), encoding="utf-8")
+    data = data_with_unseen_dev_label(tiny_config, tmp_path, "relation label")
     config = load_config(tiny_config, ["data.unseen_dev_labels=allow"])
     config = dataclasses.replace(config, data=data_root(config.data, str(data)))  # as the CLI's --data-root does
     assert config.data.unseen_dev_labels == "allow"
