@@ -117,10 +117,9 @@ def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[
             counts = ", ".join(f"{label} ({n})" for label, n in sorted(unseen.items()))
             print(f"{config.data.path('dev')}: {kind}s never seen in training, kept as misses (data.unseen_dev_labels: allow): {counts}")
             continue
-        doc = next(d for d in dev_docs if unseen.keys() & set(labels_of(d)))
-        first = sorted(unseen.keys() & set(labels_of(doc)))[0]
+        doc = next(d for d in dev_docs if set(labels_of(d)) - known)
         raise ValueError(
-            f"{config.data.path('dev')}: document {doc.id!r} has the {kind} {first!r}, which never occurs in "
+            f"{config.data.path('dev')}: document {doc.id!r} has the {kind} {min(set(labels_of(doc)) - known)!r}, which never occurs in "
             f"the training split {config.data.path('train')} (known: {', '.join(sorted(known))}); if the corpus "
             "really has such labels, set data.unseen_dev_labels: allow to keep them as misses"
         )
