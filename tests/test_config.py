@@ -109,7 +109,7 @@ def test_allowed_unseen_dev_labels_are_reported_not_refused(tiny_config: Path, t
     config = dataclasses.replace(config, data=data_root(config.data, str(data)))  # as the CLI's --data-root does
     assert config.data.unseen_dev_labels == "allow"
     train, dev_docs = (sentence_documents(load_split(config.data, s)) for s in ("train", "dev"))
-    check_dev_labels(config, train, dev_docs)
+    check_dev_labels(config, train, dev_docs, print)
     assert "relation labels never seen in training, kept as misses (data.unseen_dev_labels: allow): Kill (1)" in capsys.readouterr().out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def train(config: Config, resume: bool = False) -> Path:
         articles = articles + dev_articles  # dev is training data now: it chooses and calibrates nothing
     train_docs, dev_docs = sentence_documents(articles), sentence_documents(dev_articles)
     entity_types = sorted({e.label for d in train_docs for e in d.entities})
-    check_dev_labels(config, train_docs, dev_docs)
+    check_dev_labels(config, train_docs, dev_docs, accelerator.print)  # once, not once per process
     settings = run_settings(config, entity_types)
     output = config.output_dir()
     checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
@@ -100,10 +101,10 @@ def run_checkpoints(output: Path, config: Config, settings: dict[str, Any], is_m
     return checkpoints
 
 
-def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[Document]) -> None:
+def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[Document], say: Callable[[str], None]) -> None:
     """Every entity type and relation label of the dev split must occur in training: a model
     cannot predict a label it never saw, so one usually means a mislabelled split. With
-    `data.unseen_dev_labels: allow` such labels are kept and reported instead."""
+    `data.unseen_dev_labels: allow` such labels are kept and reported through `say` instead."""
     kinds = (
         ("entity type", lambda d: [e.label for e in d.entities]),
         ("relation label", lambda d: [r.label for r in d.relations] if config.relations is not None else []),
@@ -115,7 +116,7 @@ def check_dev_labels(config: Config, train_docs: list[Document], dev_docs: list[
             continue
         if config.data.unseen_dev_labels == "allow":
             counts = ", ".join(f"{label} ({n})" for label, n in sorted(unseen.items()))
-            print(f"{config.data.path('dev')}: {kind}s never seen in training, kept as misses (data.unseen_dev_labels: allow): {counts}")
+            say(f"{config.data.path('dev')}: {kind}s never seen in training, kept as misses (data.unseen_dev_labels: allow): {counts}")
             continue
         doc = next(d for d in dev_docs if set(labels_of(d)) - known)
         raise ValueError(
