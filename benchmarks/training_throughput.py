@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         config = load_config(args.config, [])
-        config = dataclasses.replace(config, data=data_root(config.data, args.data_root))
+        config = data_root(config, args.data_root)
         check_data(config.data)
         if args.steps < 1:
             raise ValueError(f"--steps must be at least 1, got {args.steps}")

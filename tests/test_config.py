@@ -98,7 +98,6 @@ def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Pa
 
 
 def test_allowed_unseen_dev_labels_are_reported_not_refused(tiny_config: Path, tmp_path: Path, capsys):
-    import dataclasses
 
     from inference.schema import sentence_documents
     from training.corpora import data_root, load_split
@@ -106,7 +105,7 @@ def test_allowed_unseen_dev_labels_are_reported_not_refused(tiny_config: Path, t
 
     data = data_with_unseen_dev_label(tiny_config, tmp_path, "relation label")
     config = load_config(tiny_config, ["data.unseen_dev_labels=allow"])
-    config = dataclasses.replace(config, data=data_root(config.data, str(data)))  # as the CLI's --data-root does
+    config = data_root(config, str(data))  # as the CLI's --data-root does
     assert config.data.unseen_dev_labels == "allow"
     train, dev_docs = (sentence_documents(load_split(config.data, s)) for s in ("train", "dev"))
     check_dev_labels(config, train, dev_docs, print)

@@ -84,7 +84,7 @@ def train_command(args: argparse.Namespace) -> int:
     from .train import train  # heavy imports only when training
 
     config = load_config(args.config, args.set)
-    config = dataclasses.replace(config, data=data_root(config.data, args.data_root))
+    config = data_root(config, args.data_root)
     if args.output:
         config = dataclasses.replace(config, output=str(args.output))
     output = train(config, resume=args.resume)

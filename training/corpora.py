@@ -8,7 +8,7 @@ from pathlib import Path
 
 from inference.schema import Document
 
-from .config import DataConfig
+from .config import Config, DataConfig
 from .readers import read_documents
 
 # Where a user outside this team gets each corpus (format name -> corpus, publisher).
@@ -24,10 +24,11 @@ class DataMissing(FileNotFoundError):
     """A corpus file is absent; the message names the corpus, its publisher and the setting to change."""
 
 
-def data_root(config: DataConfig, flag: str | None = None) -> DataConfig:
-    """Apply the data root from the --data-root flag, else $NEWS_DATA_DIR, else the config."""
-    root = flag or os.environ.get("NEWS_DATA_DIR") or config.root
-    return dataclasses.replace(config, root=root)
+def data_root(config: Config, flag: str | None = None) -> Config:
+    """The config with its data root taken from the --data-root flag, else $NEWS_DATA_DIR, else
+    the config itself; every other setting kept."""
+    root = flag or os.environ.get("NEWS_DATA_DIR") or config.data.root
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
 
 
 def check_data(config: DataConfig) -> None:
