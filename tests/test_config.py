@@ -98,7 +98,6 @@ def test_a_dev_label_unknown_to_training_names_file_and_document(tiny_config: Pa
 
 
 def test_allowed_unseen_dev_labels_are_reported_not_refused(tiny_config: Path, tmp_path: Path, capsys):
-
     from inference.schema import sentence_documents
     from training.corpora import data_root, load_split
     from training.train import check_dev_labels
