@@ -3,6 +3,7 @@ tokenizers, and a few-step training with unannotated texts through the command l
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from inference import NewsExtractor
-from inference.ner import bio_labels
+from inference.ner import NerTagger, bio_labels
 from inference.schema import Document
 from training.cli import main as training_main
 from training.config import DistillConfig
@@ -50,6 +51,25 @@ def test_teacher_probabilities_are_aligned_to_the_student_words(tiny_run: Path, 
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="its NER labels .* differ from this corpus's"):
         teacher_word_probs(DistillConfig(teacher=str(tiny_run)), bio_labels(["PER"]), tokenizer, docs, "cpu")
+
+
+def test_teacher_logits_are_cached_in_the_teacher_run(tiny_run: Path, tokenizer, tmp_path: Path, monkeypatch):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_run, teacher, ignore=shutil.ignore_patterns("distill-cache"))  # other tests fill its cache
+    docs = [Document("d", "Mary Jones met Acme Corp in Paris.", [], [])]
+    first = teacher_word_probs(DistillConfig(teacher=str(teacher)), LABELS, tokenizer, docs, "cpu")
+    (entry,) = (teacher / "distill-cache").iterdir()
+    assert entry.suffix == ".npz" and ".partial" not in entry.name
+
+    def no_teacher_pass(*args, **kwargs):
+        raise AssertionError("the teacher ran although its logits for these texts are cached")
+
+    monkeypatch.setattr(NerTagger, "word_logits", no_teacher_pass)
+    again = teacher_word_probs(DistillConfig(teacher=str(teacher)), LABELS, tokenizer, docs, "cpu")
+    np.testing.assert_array_equal(first[0], again[0])
+    other = [Document("e", "Mary Jones left.", [], [])]  # other texts: no stale entry may answer them
+    with pytest.raises(AssertionError, match="the teacher ran"):
+        teacher_word_probs(DistillConfig(teacher=str(teacher)), LABELS, tokenizer, other, "cpu")
 
 
 def test_training_with_a_teacher_and_unannotated_texts(tiny_run: Path, tiny_config: Path, tiny_data: Path, tmp_path: Path, capsys):

@@ -10,7 +10,10 @@ character span, and a word the two split differently gets no teacher target.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from inference.ner import softmax
 from inference.schema import Document, sentence_documents
 from inference.windows import tokenize
 
+from .checkpoint import fingerprint
 from .config import Config, DistillConfig
 from .corpora import DataMissing
 from .readers import read_documents
@@ -57,8 +61,8 @@ def teacher_word_probs(
     ours = tokenize(student, texts)
     theirs = tokenize(teacher.tokenizer, texts)
     out = []
-    for mine, toks, logits in zip(ours, theirs, teacher.word_logits(theirs)):
-        probs = softmax(logits.numpy() / teacher.temperature)
+    for mine, toks, logits in zip(ours, theirs, _cached_word_logits(Path(distill.teacher), teacher, theirs, texts)):
+        probs = softmax(logits / teacher.temperature)
         row_of = {span: w for w, span in enumerate(toks.words)}
         aligned = np.zeros((len(mine.words), len(labels)), dtype=np.float32)
         for w, span in enumerate(mine.words):
@@ -66,6 +70,31 @@ def teacher_word_probs(
                 aligned[w] = probs[row_of[span]]
         out.append(aligned)
     return out
+
+
+def _cached_word_logits(teacher_dir: Path, teacher: Any, tokenized: list[Any], texts: list[str]) -> list[np.ndarray]:
+    """The teacher's word logits for `texts`, kept in `TEACHER/distill-cache/`: every seed and
+    refit of a student asks the same teacher about the same texts, and on a CPU an MPNet teacher
+    takes minutes per corpus. The key hashes the teacher's weights and the texts, so a retrained
+    teacher or other texts never read a stale entry."""
+    weights = hashlib.sha256()
+    for name, tensor in sorted(teacher.model.state_dict().items()):
+        weights.update(name.encode("utf-8"))
+        weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    path = teacher_dir / "distill-cache" / f"{fingerprint(weights.hexdigest(), texts)}.npz"
+    if path.is_file():
+        print(f"teacher word logits read from {path}")
+        with np.load(path) as stored:
+            return [stored[f"t{i}"] for i in range(len(texts))]
+    logits = [x.numpy() for x in teacher.word_logits(tokenized)]
+    try:
+        path.parent.mkdir(exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, **{f"t{i}": x for i, x in enumerate(logits)})
+        os.replace(partial, path)  # a killed run leaves no half-written entry behind
+    except OSError as err:  # a read-only teacher directory costs only the reuse
+        print(f"warning: teacher word logits not cached in {path.parent}: {err}", file=sys.stderr)
+    return logits
 
 
 class DistillationCollator:
