@@ -37,10 +37,13 @@ STOP_AFTER_ENV = "NEWS_EXTRACT_STOP_AFTER_STEPS"  # test hook: raise after this 
 LATEST = "latest.json"
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
     """The old file or the new one, never half of one: write a hidden sibling, then rename."""
     staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(text, encoding="utf-8")
+    if isinstance(content, bytes):
+        staging.write_bytes(content)
+    else:
+        staging.write_text(content, encoding="utf-8")
     staging.replace(path)
 
 

@@ -11,7 +11,7 @@ character span, and a word the two split differently gets no teacher target.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import random
 import sys
 from pathlib import Path
@@ -26,7 +26,7 @@ from inference.ner import softmax
 from inference.schema import Document, sentence_documents
 from inference.windows import tokenize
 
-from .checkpoint import fingerprint
+from .checkpoint import fingerprint, write_atomically
 from .config import Config, DistillConfig
 from .corpora import DataMissing
 from .readers import read_documents
@@ -80,18 +80,18 @@ def _cached_word_logits(teacher_dir: Path, teacher: Any, tokenized: list[Any], t
     weights = hashlib.sha256()
     for name, tensor in sorted(teacher.model.state_dict().items()):
         weights.update(name.encode("utf-8"))
-        weights.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        weights.update(tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     path = teacher_dir / "distill-cache" / f"{fingerprint(weights.hexdigest(), texts)}.npz"
     if path.is_file():
         print(f"teacher word logits read from {path}")
         with np.load(path) as stored:
             return [stored[f"t{i}"] for i in range(len(texts))]
     logits = [x.numpy() for x in teacher.word_logits(tokenized)]
+    stored = io.BytesIO()
+    np.savez(stored, **{f"t{i}": x for i, x in enumerate(logits)})
     try:
         path.parent.mkdir(exist_ok=True)
-        partial = path.with_suffix(".partial.npz")
-        np.savez(partial, **{f"t{i}": x for i, x in enumerate(logits)})
-        os.replace(partial, path)  # a killed run leaves no half-written entry behind
+        write_atomically(path, stored.getvalue())  # a killed run leaves no half-written entry behind
     except OSError as err:  # a read-only teacher directory costs only the reuse
         print(f"warning: teacher word logits not cached in {path.parent}: {err}", file=sys.stderr)
     return logits
