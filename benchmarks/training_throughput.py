@@ -4,7 +4,7 @@ A short measurement, not a training: the config's models, features, batch sizes 
 project's own fine-tuning loop (`training.loop.fit`: length-grouped batches, AdamW, warm-up)
 for `--steps` optimizer steps, without the dev evaluation a real epoch ends with.
 
-Usage: python benchmarks/training_throughput.py [--config configs/conll04.yaml] [--steps 30] [--threads 2]
+Usage: python benchmarks/training_throughput.py [--config configs/conll04.yaml] [--steps 30] [--threads 2] [--set KEY=VALUE]
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def measure(part: str, config: Any, steps: int) -> dict[str, Any]:
     if steps * hp.batch_size > len(features):
         raise ValueError(f"{steps} steps of {hp.batch_size} exceed the {len(features)} {part} examples of one epoch")
     cpu = time.process_time()
-    result = fit(Accelerator(), model, Dataset.from_list(features), collate, hp, config.seed, part, lambda m: 0.0)
+    result = fit(Accelerator(mixed_precision=config.mixed_precision), model, Dataset.from_list(features), collate, hp, config.seed, part, lambda m: 0.0)
     examples = steps * hp.batch_size
     return {"steps": steps, "batch_size": hp.batch_size, "examples": examples, "seconds": result.seconds,
             "cpu_seconds": time.process_time() - cpu,
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", help="folder holding the corpora (default: $NEWS_DATA_DIR, else the config's)")
     p.add_argument("--steps", type=int, default=30, help="optimizer steps per model (default 30)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, as in `python -m training train` (e.g. mixed_precision=bf16)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "throughput" / "training_conll04_cpu.json")
     args = p.parse_args(argv)
     import torch
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        config = load_config(args.config, [])
+        config = load_config(args.config, args.set)
         config = data_root(config, args.data_root)
         check_data(config.data)
         if args.steps < 1:
