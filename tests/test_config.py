@@ -31,6 +31,12 @@ def test_good_config_and_overrides(tmp_path: Path):
     assert config.seed == 3 and config.output_dir() == Path("runs/x")
 
 
+def test_yes_and_no_are_words_not_booleans(tmp_path: Path):
+    """YAML 1.1 reads `no` as False; accelerate's own name for full precision is "no"."""
+    assert load_config(write(tmp_path, GOOD + "mixed_precision: no\n")).mixed_precision == "no"
+    assert load_config(write(tmp_path, GOOD), ["mixed_precision=no", "ner.casing=false"]).ner.casing is False
+
+
 @pytest.mark.parametrize(
     "text,overrides,message",
     [
@@ -51,6 +57,7 @@ def test_good_config_and_overrides(tmp_path: Path):
         (GOOD, ["nosuch.x=1"], "override nosuch: unknown key 'nosuch' in top level"),
         (GOOD, ["ner.batch_size=-4"], "override ner.batch_size: ner.batch_size must be at least 1, got -4"),
         ("- a\n- b\n", [], "c.yaml:1: a config is a mapping"),
+        (GOOD, ["ner.casing=yes"], "override ner.casing: ner.casing must be bool, got 'yes'"),
         (GOOD, ["ner.distill.weight=0.5"], "override ner.distill: missing key 'ner.distill.teacher'"),
         (GOOD, ["ner.distill.teacher=runs/t", "ner.distill.weight=1.5"], "ner.distill.weight must be at most 1.0, got 1.5"),
     ],

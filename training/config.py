@@ -6,6 +6,7 @@ Command-line overrides (`--set ner.learning_rate=5e-5`) go through the same chec
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -127,6 +128,19 @@ class Config:
         return dataclasses.asdict(self)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which
+    turned `mixed_precision: no` (accelerate's own word) into False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), [_first])
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config."""
     path = Path(path)
@@ -134,8 +148,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: no such config file")
     text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text), path)
+        raw = yaml.load(text, Loader=_Loader)
+        lines = _key_lines(yaml.compose(text, Loader=_Loader), path)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -152,7 +166,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = yaml.load(value, Loader=_Loader)
         for k in range(1, len(parents) + 2):  # the key and any section it creates come from the override
             lines.setdefault(".".join([*parents, leaf][:k]), 0)
         lines[key] = 0
