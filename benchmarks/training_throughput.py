@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataMissing, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = {"config": str(args.config), "threads": args.threads, "loadavg_before": loadavg,
+    out = {"config": str(args.config), "overrides": args.set, "threads": args.threads, "loadavg_before": loadavg,
            "loadavg_after": Path("/proc/loadavg").read_text().split()[:3], "wall_seconds": time.perf_counter() - start,
            "parts": results, **provenance()}
     print(json.dumps(results, indent=2))
