@@ -79,6 +79,19 @@ def _shape_table(model: PreTrainedModel) -> torch.nn.Embedding | None:
     return words.shapes if isinstance(words, ShapedWordEmbedding) else None
 
 
+def shape_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The weights that embed word shapes anywhere in `model` (a token-type table grown to one row
+    per shape, or a shape table of its own), for an optimizer group with its own learning rate."""
+    found = {}
+    for module in model.modules():
+        if isinstance(module, ShapedWordEmbedding):
+            found[id(module.shapes.weight)] = module.shapes.weight
+        table = getattr(module, "token_type_embeddings", None)
+        if isinstance(table, torch.nn.Embedding) and table.num_embeddings == len(SHAPES):
+            found[id(table.weight)] = table.weight
+    return list(found.values())
+
+
 def enable_shape_embeddings(model: PreTrainedModel) -> None:
     """Give the model's encoder a shape signal fed by `token_type_ids` (see the module docstring);
     a model that already has one is left as it is."""

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModel, AutoModelForTokenClassification, MPNetConfig, MPNetForTokenClassification
 
 from inference import NewsExtractor
-from inference.casing import SHAPES_FILE, enable_shape_embeddings, load_shape_table, save_encoder
+from inference.casing import SHAPES_FILE, enable_shape_embeddings, load_shape_table, save_encoder, shape_parameters
 from inference.encoders import resolve_encoder
 from inference.windows import tokenize
 
@@ -105,3 +105,38 @@ def test_real_mpnet_tokenizer_has_the_relation_markers():
         pytest.skip("all-mpnet-base-v2 is not installed")
     tok = AutoTokenizer.from_pretrained(directory)
     assert tok.unk_token_id not in tok.convert_tokens_to_ids([f"[unused{k}]" for k in range(8)])
+
+
+@pytest.mark.parametrize("encoder", ["mpnet", "minilm"])
+def test_shape_table_learns_at_its_own_rate(encoder: str, tiny_mpnet: Path):
+    """`casing_learning_rate` puts the shape table (MPNet's own, or MiniLM's grown token-type
+    table) in an optimizer group of its own: Adam's first step moves each weight by about its
+    group's rate, so the table moves 100 times further than the word embeddings."""
+    from training.config import OptimConfig
+    from training.loop import parameter_groups
+
+    directory = tiny_mpnet if encoder == "mpnet" else resolve_encoder("minilm")
+    model = _classifier(directory).train()
+    enable_shape_embeddings(model)
+    table = shape_parameters(model)
+    assert len(table) == 1 and table[0].shape[0] == 5
+    groups = parameter_groups(model, OptimConfig(learning_rate=1e-5, casing_learning_rate=1e-3))
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    words, shapes = model.get_input_embeddings().weight, table[0]
+    before = words.detach().clone(), shapes.detach().clone()
+    optimizer = torch.optim.AdamW(groups, lr=1e-5, weight_decay=0.0)
+    model(**_batch(2)).logits.sum().backward()
+    optimizer.step()
+    word_step = (words.detach() - before[0]).abs().max().item()
+    shape_step = (shapes.detach() - before[1])[2].abs().max().item()  # row 2 (title case) was used
+    assert word_step == pytest.approx(1e-5, rel=0.1) and shape_step == pytest.approx(1e-3, rel=0.1)
+    # Without the setting: one group at the encoder's rate.
+    assert len(parameter_groups(model, OptimConfig(learning_rate=1e-5))) == 1
+
+
+def test_shape_learning_rate_without_a_shape_table_is_refused(tiny_mpnet: Path):
+    from training.config import OptimConfig
+    from training.loop import parameter_groups
+
+    with pytest.raises(ValueError, match="no word-shape table"):
+        parameter_groups(_classifier(tiny_mpnet), OptimConfig(casing_learning_rate=1e-3))

@@ -45,3 +45,18 @@ def test_refit_refuses_a_reference_of_another_config(tiny_config, tiny_run, tmp_
         load_reference(load_config(tiny_config, [f"refit={tiny_run}", "ner.learning_rate=1e-3"]))
     with pytest.raises(ConfigError, match=r"does not exist"):
         load_reference(load_config(tiny_config, [f"refit={tmp_path / 'nowhere'}"]))
+
+
+def test_refit_of_a_run_older_than_a_config_key(tiny_config, tiny_run, tmp_path):
+    """A reference written before a key existed counts as having that key's default, so adding
+    a setting to the code does not orphan the runs already trained."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    stored = settings(old)
+    del stored["config"]["ner"]["casing_learning_rate"]
+    (old / "extractor.json").write_text(json.dumps(stored), encoding="utf-8")
+    assert load_reference(load_config(tiny_config, [f"refit={old}"]))["config"] == stored["config"]
+    with pytest.raises(ConfigError, match=r"differs in ner"):
+        load_reference(load_config(tiny_config, [f"refit={old}", "ner.casing_learning_rate=1e-3"]))

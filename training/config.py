@@ -49,6 +49,10 @@ class OptimConfig:
     warmup_ratio: float = 0.1
     patience: int = field(default=3, metadata={"min": 1})  # epochs without a better dev F1 before stopping
     max_steps: int | None = field(default=None, metadata={"min": 1})  # stop after this many optimizer steps (tests, smoke runs)
+    # The word-shape table's own learning rate (inference/casing.py; null: learning_rate). The
+    # table starts at zero (or as copies of one token-type row), and at the encoder's rate
+    # MPNet's shape rows ended at 2-7% of a word embedding's norm.
+    casing_learning_rate: float | None = field(default=None, metadata={"min": 0.0})
 
 
 @dataclass
@@ -170,6 +174,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
             lines.setdefault(".".join([*parents, leaf][:k]), 0)
         lines[key] = 0
     return _build(Config, raw, "", path, lines)
+
+
+def config_from_dict(raw: dict[str, Any], source: str | Path) -> Config:
+    """A config stored as a mapping (a run's `extractor.json`), validated as a YAML one; keys added
+    to the code since it was written take their defaults."""
+    return _build(Config, raw, "", Path(source), {})
 
 
 def _key_lines(node: yaml.Node | None, path: Path, prefix: str = "") -> dict[str, int]:

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from inference.casing import shape_parameters
+
 from .checkpoint import Checkpoints, LoopState, decode_bytes, encode_bytes, set_rng_states
 from .config import OptimConfig
 
@@ -48,6 +50,18 @@ class FitResult:
         }
 
 
+def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, Any]]:
+    """The optimizer's groups: every weight at `learning_rate`, the word-shape tables at
+    `casing_learning_rate` when it is set."""
+    if hp.casing_learning_rate is None:
+        return [{"params": list(model.parameters())}]
+    shapes = shape_parameters(model)
+    if not shapes:
+        raise ValueError("casing_learning_rate is set but the model has no word-shape table (casing: false)")
+    own = {id(p) for p in shapes}
+    return [{"params": [p for p in model.parameters() if id(p) not in own]}, {"params": shapes, "lr": hp.casing_learning_rate}]
+
+
 def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -69,7 +83,7 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     sampler = LengthGroupedSampler(hp.batch_size, lengths=lengths, generator=generator)
     loader = DataLoader(dataset, batch_size=hp.batch_size, sampler=sampler, collate_fn=collate)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, hp), lr=hp.learning_rate, weight_decay=hp.weight_decay)
     total = hp.epochs * math.ceil(len(loader) / accelerator.num_processes)
     if hp.max_steps is not None:
         total = min(total, hp.max_steps)

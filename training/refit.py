@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, config_from_dict
 
 # Keys a refit may differ from its reference in: where runs go and how often they checkpoint.
 FREE_KEYS = {"refit", "output", "checkpoint_steps", "mixed_precision"}
@@ -26,9 +26,10 @@ def load_reference(config: Config) -> dict[str, Any]:
     if not settings_file.is_file():
         raise ConfigError(f"refit: {settings_file} does not exist (refit names a run directory of this config trained on train alone)")
     reference = json.loads(settings_file.read_text(encoding="utf-8"))
-    theirs, ours = reference.get("config", {}), config.to_dict()
-    if theirs.get("refit"):
+    if reference.get("config", {}).get("refit"):
         raise ConfigError(f"refit: {config.refit} is itself a refit run; name the run trained on train alone")
+    # Rebuilt through the config loader, so keys added to the code since that run count as their defaults.
+    theirs, ours = config_from_dict(reference.get("config", {}), settings_file).to_dict(), config.to_dict()
     differ = sorted(k for k in set(theirs) | set(ours) if k not in FREE_KEYS and theirs.get(k) != ours.get(k))
     if differ:
         raise ConfigError(f"refit: {config.refit} was trained with another config (it differs in {', '.join(differ)})")
