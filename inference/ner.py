@@ -180,17 +180,19 @@ class NerTagger:
     ) -> list[list[Entity]]:
         """Entities of each text, ids T1, T2, ... in text order (`tokenized`: texts already tokenized)."""
         tokenized = tokenized if tokenized is not None else tokenize(self.tokenizer, texts)
-        results = []
-        for text, toks, logits in zip(texts, tokenized, self.word_logits(tokenized, batch_size)):
-            probs = softmax(logits.numpy() / self.temperature)
-            ids = viterbi(probs, *self.transitions)
-            tags = [self.id2label[i] for i in ids]
-            chosen = probs[np.arange(len(ids)), np.asarray(ids, dtype=np.intp)].tolist()
-            entities = []
-            for span in decode_tags(tags, chosen):
-                start, end = toks.words[span.first_word][0], toks.words[span.last_word][1]
-                entities.append(
-                    Entity(f"T{len(entities) + 1}", start, end, text[start:end], span.label, span_score(span.probs))
-                )
-            results.append(entities)
-        return results
+        return [
+            self.decode(text, toks, softmax(logits.numpy() / self.temperature))
+            for text, toks, logits in zip(texts, tokenized, self.word_logits(tokenized, batch_size))
+        ]
+
+    def decode(self, text: str, tokenized: TokenizedText, probs: np.ndarray) -> list[Entity]:
+        """The entities of one text from its (words x labels) tag probabilities: constrained
+        IOB2 decoding, then each span with its score."""
+        ids = viterbi(probs, *self.transitions)
+        tags = [self.id2label[i] for i in ids]
+        chosen = probs[np.arange(len(ids)), np.asarray(ids, dtype=np.intp)].tolist()
+        entities = []
+        for span in decode_tags(tags, chosen):
+            start, end = tokenized.words[span.first_word][0], tokenized.words[span.last_word][1]
+            entities.append(Entity(f"T{len(entities) + 1}", start, end, text[start:end], span.label, span_score(span.probs)))
+        return entities
