@@ -17,7 +17,6 @@ evaluate --level article` scores (the "model alone" row reproduces its figure):
 from __future__ import annotations
 
 import argparse
-import bisect
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.extractor import NewsExtractor, keep_confident  # noqa: E402
-from inference.ner import NerTagger, softmax  # noqa: E402
+from inference.ner import NerTagger, span_words  # noqa: E402
 from inference.schema import Article, Entity  # noqa: E402
 from inference.windows import TokenizedText, tokenize  # noqa: E402
 from training.evaluate import entity_scores, provenance, tag_sequences, write_json  # noqa: E402
@@ -36,10 +35,10 @@ from training.readers import read_documents  # noqa: E402
 SMOOTHING = (0.3, 0.5, 1.0)
 
 
-def word_range(toks: TokenizedText, entity: Entity) -> slice:
-    """The words an entity found by the tagger spans (its ends are word ends)."""
+def word_slices(toks: TokenizedText, entities: list[Entity]) -> list[slice]:
+    """The words each entity spans (`span_words`)."""
     starts = [s for s, _ in toks.words]
-    return slice(starts.index(entity.start), bisect.bisect_left(starts, entity.end))
+    return [slice(r.start, r.stop) for r in (span_words(toks.words, starts, e.start, e.end) for e in entities)]
 
 
 def vote(tagger: NerTagger, entities: list[Entity], toks: TokenizedText, probs: np.ndarray) -> list[Entity]:
@@ -49,13 +48,13 @@ def vote(tagger: NerTagger, entities: list[Entity], toks: TokenizedText, probs: 
         if label != "O":
             columns[label[2:]].append(i)
     groups = defaultdict(list)
-    for e in entities:
-        groups[e.text].append(e)
+    for e, words in zip(entities, word_slices(toks, entities)):
+        groups[e.text].append((e, words))
     for same in groups.values():
-        if len({e.label for e in same}) > 1:
-            mass = {t: sum(probs[word_range(toks, e)][:, cols].sum() for e in same) for t, cols in columns.items()}
+        if len({e.label for e, _ in same}) > 1:
+            mass = {t: sum(probs[words][:, cols].sum() for _, words in same) for t, cols in columns.items()}
             best = max(mass, key=mass.__getitem__)
-            for e in same:
+            for e, _ in same:
                 e.label = best
     return entities
 
@@ -67,7 +66,7 @@ def smooth(text: str, entities: list[Entity], toks: TokenizedText, probs: np.nda
     at = defaultdict(list)
     for k, w in enumerate(words):
         at[w].append(k)
-    names = {tuple(words[word_range(toks, e)]) for e in entities}
+    names = {tuple(words[span]) for span in word_slices(toks, entities)}
     mixed = probs.copy()
     for name in sorted(names, key=len):
         occurrences = [k for k in at[name[0]] if tuple(words[k : k + len(name)]) == name]
@@ -92,7 +91,7 @@ def main() -> None:
     for split in ("dev", "test"):
         documents = read_documents(Path(data["root"]) / data[split], data["format"])
         tokenized = tokenize(tagger.tokenizer, [d.text for d in documents])
-        probs = [softmax(x.numpy() / tagger.temperature) for x in tagger.word_logits(tokenized)]
+        probs = tagger.word_probs(tokenized)
         for variant in variants:
             predicted = []
             for doc, toks, p in zip(documents, tokenized, probs):

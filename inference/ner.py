@@ -180,10 +180,11 @@ class NerTagger:
     ) -> list[list[Entity]]:
         """Entities of each text, ids T1, T2, ... in text order (`tokenized`: texts already tokenized)."""
         tokenized = tokenized if tokenized is not None else tokenize(self.tokenizer, texts)
-        return [
-            self.decode(text, toks, softmax(logits.numpy() / self.temperature))
-            for text, toks, logits in zip(texts, tokenized, self.word_logits(tokenized, batch_size))
-        ]
+        return [self.decode(*row) for row in zip(texts, tokenized, self.word_probs(tokenized, batch_size))]
+
+    def word_probs(self, tokenized: list[TokenizedText], batch_size: int = 32) -> list[np.ndarray]:
+        """Per text, a (words x labels) array of tag probabilities at the tagger's temperature."""
+        return [softmax(logits.numpy() / self.temperature) for logits in self.word_logits(tokenized, batch_size)]
 
     def decode(self, text: str, tokenized: TokenizedText, probs: np.ndarray) -> list[Entity]:
         """The entities of one text from its (words x labels) tag probabilities: constrained
