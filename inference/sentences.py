@@ -41,3 +41,15 @@ def _add(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
         end -= 1
     if end > start:
         spans.append((start, end))
+
+
+def sentence_of(sentences: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """For each of `spans` (ordered character spans, e.g. words), the index of the sentence of
+    `sentences` it starts in, or of the last one before it (0 before the first): every span
+    gets a sentence, so sentences partition a text's words without gaps."""
+    out, k = [], 0
+    for start, _ in spans:
+        while k + 1 < len(sentences) and sentences[k + 1][0] <= start:
+            k += 1
+        out.append(k)
+    return out

@@ -10,12 +10,13 @@ duplicates at window edges and nothing is cut off.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from .casing import word_shape
+from .casing import text_shapes
+from .sentences import sentence_of, split_sentences
 
 
 # Characters the tokenizer would silently drop, gluing the words around them into one
@@ -32,10 +33,13 @@ def tokenizer_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """Window size in tokens (special tokens included) and overlap between neighbours."""
+    """Window size in tokens (special tokens included) and overlap between neighbours; with
+    `sentences`, no window crosses a sentence boundary (inference.sentences): each sentence is
+    read alone, as a model trained on single sentences saw them (long ones cut as texts are)."""
 
     max_length: int = 256
     stride: int = 64
+    sentences: bool = False
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
@@ -44,6 +48,8 @@ class WindowSpec:
             raise ValueError(
                 f"stride must be between 0 and half the window body ({(self.max_length - 2) // 2}), got {self.stride}"
             )
+        if not isinstance(self.sentences, bool):
+            raise ValueError(f"sentences must be true or false, got {self.sentences!r}")
 
 
 @dataclass
@@ -59,6 +65,7 @@ class TokenizedText:
     word_ids: list[int]
     words: list[tuple[int, int]]
     shapes: list[int]  # per token, the casing shape of its word (inference.casing)
+    sentence_starts: list[int] = field(default_factory=lambda: [0])  # first token of each sentence
 
     def word_starts(self) -> list[int]:
         """Index of the first token of each word."""
@@ -110,33 +117,42 @@ def tokenize(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[Token
             keep_ids.append(tok)
             keep_offsets.append((s, e))
             word_ids.append(len(words) - 1)
-        word_shapes = [word_shape(text[s:e]) for s, e in words]
-        out.append(TokenizedText(keep_ids, keep_offsets, word_ids, words, [word_shapes[w] for w in word_ids]))
+        sentence = sentence_of(split_sentences(text), words)
+        word_shapes = text_shapes(text, words, sentence)
+        starts = [t for t, w in enumerate(word_ids) if t == 0 or sentence[w] != sentence[word_ids[t - 1]]]
+        out.append(TokenizedText(keep_ids, keep_offsets, word_ids, words, [word_shapes[w] for w in word_ids], starts))
     return out
 
 
 def make_windows(tokens: TokenizedText, spec: WindowSpec, text_index: int = 0) -> list[Window]:
-    """Cover every token with windows of at most `spec.max_length - 2` tokens, overlapping by `spec.stride`."""
+    """Cover every token with windows of at most `spec.max_length - 2` tokens, overlapping by
+    `spec.stride` (with `spec.sentences`, each sentence covered on its own, without overlap)."""
     n = len(tokens.input_ids)
+    bounds = [*tokens.sentence_starts, n] if spec.sentences else [0, n]
+    return [w for lo, hi in zip(bounds, bounds[1:]) for w in _cover(tokens, spec, text_index, lo, hi)]
+
+
+def _cover(tokens: TokenizedText, spec: WindowSpec, text_index: int, lo: int, hi: int) -> list[Window]:
+    """Windows over tokens [lo, hi)."""
     body = spec.max_length - 2
-    if n <= body:
-        return [Window(text_index, 0, n)] if n else []
+    if hi - lo <= body:
+        return [Window(text_index, lo, hi)] if hi > lo else []
 
     def is_word_start(t: int) -> bool:
-        return t == 0 or t == n or tokens.word_ids[t] != tokens.word_ids[t - 1]
+        return t == lo or t == hi or tokens.word_ids[t] != tokens.word_ids[t - 1]
 
     windows: list[Window] = []
-    start = 0
+    start = lo
     while True:
-        end = min(start + body, n)
-        if end < n:
+        end = min(start + body, hi)
+        if end < hi:
             # End on a word boundary unless one word fills the whole window; always beyond the
             # previous window's end, so that every window reads tokens no earlier one reached.
-            floor = max(start + body // 2, windows[-1].end if windows else 0)
+            floor = max(start + body // 2, windows[-1].end if windows else lo)
             boundary = next((e for e in range(end, floor, -1) if is_word_start(e)), None)
             end = boundary if boundary is not None else end
         windows.append(Window(text_index, start, end))
-        if end == n:
+        if end == hi:
             return windows
         # Next window starts `stride` tokens back, moved to the nearest word start before it
         # (more overlap) or else after it; mid-word only inside a word longer than that.

@@ -34,6 +34,20 @@ def test_labels_survive_save_and_load(tiny_run: Path):
     assert [id2label[i] for i in range(len(id2label))] == bio_labels(["Loc", "Org", "Peop"])
 
 
+def test_a_sentence_trained_run_reads_each_sentence_alone(tiny_run: Path):
+    settings = json.loads((tiny_run / "extractor.json").read_text())
+    assert settings["config"]["ner"]["context"] == "sentence" and settings["window"]["sentences"] is True
+    extractor = NewsExtractor.from_pretrained(tiny_run)
+
+    def found(text: str, shift: int = 0) -> list[tuple[int, int, str, float]]:
+        return [(e.start + shift, e.end + shift, e.label, e.score) for e in extractor.extract(text, min_score=0.0).entities]
+
+    first, second = "John Smith works for Acme Corp in Boston.", "Mary Jones lives in Paris and visits Rome."
+    together, alone = found(f"{first} {second}"), found(first) + found(second, len(first) + 1)
+    assert together and [e[:3] for e in together] == [e[:3] for e in alone]
+    assert [e[3] for e in together] == pytest.approx([e[3] for e in alone], abs=1e-5)
+
+
 def test_ner_directory_loads_in_a_plain_transformers_pipeline(tiny_run: Path):
     from transformers import pipeline
 

@@ -56,6 +56,8 @@ CASES = {
     "window of the wrong type": (lambda r: edit_settings(r, lambda s: s.update(window=256)), "'window' must be dict, got 256"),
     "window too small": (lambda r: edit_settings(r, lambda s: s.update(window={"max_length": 4, "stride": 0})),
                          "invalid window or relations settings (max_length must be at least 8"),
+    "sentence windows not a boolean": (lambda r: edit_settings(r, lambda s: s["window"].update(sentences="yes")),
+                                       "invalid window or relations settings (sentences must be true or false, got 'yes')"),
     "unknown relations key": (lambda r: edit_settings(r, lambda s: s["relations"].update(colour="red")), "invalid window or relations settings"),
     "labels missing": (lambda r: edit_settings(r, lambda s: s.pop("entity_labels")), "the key 'entity_labels' is missing"),
     "relation model missing": (lambda r: shutil.rmtree(r / "relations"), "relations: model.safetensors is missing"),

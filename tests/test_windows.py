@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from inference.ner import NerTagger, bio_labels, decode_tags, word_tags
+from inference.sentences import split_sentences
 from inference.windows import WindowSpec, make_windows, tokenize, window_owners
 
 LONG = (
@@ -49,6 +50,21 @@ def test_windows_cover_every_token_once_when_owned(tokenizer, max_length, stride
         assert a.end - b.start >= stride - max_length // 4
         w = toks.word_ids[b.start]
         assert w != toks.word_ids[b.start - 1] or word_length[w] > (max_length - 2) // 4
+
+
+@pytest.mark.parametrize("max_length", [16, 64, 512])
+def test_sentence_windows_read_each_sentence_alone(tokenizer, max_length):
+    toks = tokenize(tokenizer, [LONG])[0]
+    sentences = split_sentences(LONG)
+    assert len(toks.sentence_starts) == len(sentences) == 12
+    windows = make_windows(toks, WindowSpec(max_length, 4, sentences=True))
+    owned = window_owners(windows)
+    assert sum(hi - lo for lo, hi in owned) == len(toks.input_ids) and owned[-1][1] == len(toks.input_ids)
+    for w in windows:  # no window reads across a sentence boundary
+        inside = {k for k, (s, e) in enumerate(sentences) for t in range(w.start, w.end) if s <= toks.offsets[t][0] < e}
+        assert len(inside) == 1 and w.end - w.start <= max_length - 2
+    if max_length == 512:  # every sentence fits: one window each, exactly the sentence's tokens
+        assert [w.start for w in windows] == toks.sentence_starts
 
 
 def test_one_giant_word_is_cut_but_kept(tokenizer):

@@ -51,7 +51,9 @@ def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] 
         pairs = ", ".join(f"{h}→{t}" for h, t in relations.get("allowed", []))
         lines.append(f"- relation types: {', '.join(relations['labels'])} (symmetric: {', '.join(relations.get('symmetric') or []) or 'none'}); "
                      f"entity-type pairs considered: {pairs}")
-    lines.append(f"- windows: {settings['window']['max_length']} tokens, stride {settings['window']['stride']}; seed {config.get('seed')}")
+    window = settings["window"]
+    reads = "each sentence alone" if window.get("sentences") else "across sentences"
+    lines.append(f"- windows: {window['max_length']} tokens, stride {window['stride']}, {reads}; seed {config.get('seed')}")
     lines += ["", "## Data", "| split | file | sha256 |", "|---|---|---|"]
     lines += [f"| {split} | `{d['path']}` | `{d['sha256']}` |" for split, d in settings.get("data", {}).items()]
     train_file = config.get("data", {}).get("train", "its training split")

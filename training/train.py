@@ -6,6 +6,7 @@ uses several devices unchanged.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections import Counter
@@ -22,7 +23,6 @@ from inference.extractor import MENTIONS_FILE, SCHEMA_VERSION, SETTINGS_FILE, Ne
 from inference.ner import NerTagger
 from inference.relations import RelationTagger
 from inference.schema import Document, sentence_documents
-from inference.windows import WindowSpec
 
 from .checkpoint import Checkpoints, fingerprint
 from .config import Config
@@ -30,7 +30,7 @@ from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
 from .model_card import write_model_card
 from .refit import load_reference, refit_config, reused_calibration
-from .train_ner import train_ner
+from .train_ner import reading_spec, train_ner
 from .train_relations import train_relations
 
 
@@ -54,8 +54,7 @@ def train(config: Config, resume: bool = False) -> Path:
     output = config.output_dir()
     checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
 
-    ner_docs = {"sentence": train_docs, "article": articles, "both": train_docs + articles}[config.ner.context]
-    ner_model, tokenizer, ner_result = train_ner(config, accelerator, ner_docs, dev_docs, entity_types, settings, checkpoints)
+    ner_model, tokenizer, ner_result = train_ner(config, accelerator, articles, dev_docs, entity_types, settings, checkpoints)
     settings["training"] = {"ner": ner_result.to_dict()}
     relations = None
     if config.relations is not None:
@@ -68,7 +67,7 @@ def train(config: Config, resume: bool = False) -> Path:
 
     if accelerator.is_main_process:
         extractor = NewsExtractor(
-            NerTagger(ner_model, tokenizer, WindowSpec(config.ner.max_length, config.ner.stride), config.ner.casing),
+            NerTagger(ner_model, tokenizer, reading_spec(config.ner), config.ner.casing),
             settings,
             RelationTagger(relations[0], relations[1], schema, config.ner.casing) if relations else None,
         )
@@ -132,7 +131,7 @@ def run_settings(config: Config, entity_types: list[str]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "encoder": config.encoder,
         "entity_labels": entity_types,
-        "window": {"max_length": config.ner.max_length, "stride": config.ner.stride},
+        "window": dataclasses.asdict(reading_spec(config.ner)),
         "casing": config.ner.casing,
         "entity_score": "mean word-tag probability",
         "config": config.to_dict(),
