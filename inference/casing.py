@@ -15,14 +15,10 @@ token gets the shape of its word (other, lower, Title, UPPER, mIxed), fed to the
 
 Either way `transformers.pipeline` still loads the saved model, though without shapes it sees
 every token as "other" (BERT-like) or as shapeless (others).
-
-A headline or dateline in capitals ("JAPAN GET LUCKY WIN") hides its words' case; in a text
-that also has ordinary sentences, its words take the shape they have there (`text_shapes`).
 """
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,6 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
 SHAPES = ("other", "lower", "title", "upper", "mixed")
-OTHER, UPPER = SHAPES.index("other"), SHAPES.index("upper")
 SHAPES_FILE = "shapes.safetensors"
 
 
@@ -48,41 +43,6 @@ def word_shape(word: str) -> int:
         return 3 if len(letters) > 1 else 2
     cased = [c for c in letters if c.isupper() or c.islower()]
     return 2 if cased[0].isupper() and all(c.islower() for c in cased[1:]) else 4
-
-
-def text_shapes(text: str, words: list[tuple[int, int]], sentence: list[int]) -> list[int]:
-    """The shape of each word `text[s:e]` of `words`, read through headlines; `sentence[w]` is
-    the sentence of word `w` (inference.sentences.sentence_of).
-
-    A sentence written all in capitals (a headline, a dateline: "JAPAN GET LUCKY WIN") says
-    nothing about its words' case, so each of its words takes the shape its word (case-folded)
-    has in the text's other sentences: the commonest among its occurrences inside them, else at
-    their starts, else it stays "upper". A text that is one such sentence keeps its shapes."""
-    shapes = [word_shape(text[s:e]) for s, e in words]
-    if UPPER not in shapes:
-        return shapes
-    all_upper: dict[int, bool] = {}  # sentence -> are all its cased words upper case?
-    for w, (s, e) in enumerate(words):
-        if shapes[w] != OTHER:
-            all_upper[sentence[w]] = all_upper.get(sentence[w], True) and text[s:e] == text[s:e].upper()
-    capitals = {k for k, upper in all_upper.items() if upper}
-    if not capitals or len(capitals) == len(all_upper):
-        return shapes
-    inside: dict[str, Counter] = {}
-    opening: dict[str, Counter] = {}
-    previous = None
-    for w, (s, e) in enumerate(words):
-        if shapes[w] != OTHER and sentence[w] not in capitals:
-            # A sentence's first cased word is capitalised whatever it is: weaker evidence.
-            (opening if sentence[w] != previous else inside).setdefault(text[s:e].casefold(), Counter())[shapes[w]] += 1
-            previous = sentence[w]
-    recased = list(shapes)
-    for w, (s, e) in enumerate(words):
-        if shapes[w] != OTHER and sentence[w] in capitals:
-            votes = inside.get(text[s:e].casefold()) or opening.get(text[s:e].casefold())
-            if votes:
-                recased[w] = votes.most_common(1)[0][0]
-    return recased
 
 
 class ShapedWordEmbedding(torch.nn.Embedding):

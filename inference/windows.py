@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from .casing import text_shapes
+from .casing import word_shape
 from .sentences import sentence_of, split_sentences
 
 
@@ -118,7 +118,7 @@ def tokenize(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[Token
             keep_offsets.append((s, e))
             word_ids.append(len(words) - 1)
         sentence = sentence_of(split_sentences(text), words)
-        word_shapes = text_shapes(text, words, sentence)
+        word_shapes = [word_shape(text[s:e]) for s, e in words]
         starts = [t for t, w in enumerate(word_ids) if t == 0 or sentence[w] != sentence[word_ids[t - 1]]]
         out.append(TokenizedText(keep_ids, keep_offsets, word_ids, words, [word_shapes[w] for w in word_ids], starts))
     return out

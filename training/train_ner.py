@@ -46,8 +46,7 @@ def train_ner(
     checkpoints: Checkpoints | None = None,
 ) -> tuple[torch.nn.Module, Any, FitResult]:
     """Train as `config.ner` says on the training articles, cut into sentence windows, article
-    windows or both (each tokenized whole, so a headline's words take their case from the
-    article: inference.casing), with a teacher's help where `config.ner.distill` names one
+    windows or both, with a teacher's help where `config.ner.distill` names one
     (training/distill.py); early stopping on the dev entity F1 measured through the inference
     code; `checkpoints`: save and resume (training/checkpoint.py)."""
     labels = bio_labels(entity_types)
