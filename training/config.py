@@ -79,7 +79,8 @@ class NerConfig(OptimConfig):
     max_length: int = 256
     stride: int = 64
     # What a training window holds: single sentences, whole articles cut into windows (each
-    # sentence seen with its neighbours, as at inference on raw articles), or both.
+    # sentence seen with its neighbours), or both. A run trained on sentences alone also reads
+    # raw texts sentence by sentence; the others read across sentences (train_ner.reading_spec).
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
     casing: bool = True  # word shapes added to the token embeddings (inference/casing.py)
     distill: DistillConfig | None = None  # learn from a teacher run's tag distributions as well
