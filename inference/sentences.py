@@ -1,8 +1,10 @@
-"""A conservative sentence splitter for raw news text (relation candidates pair within sentences).
+"""A conservative sentence splitter for raw news text: relation candidates pair within its
+sentences, and a model trained on single sentences reads each of them alone.
 
 Splits at line breaks and after . ! ? when whitespace and an upper-case letter, digit or opening
-quote follow, except after common abbreviations and single initials ("Mr.", "U.S.", "J."), so
-that it rarely cuts a sentence: a missed split only adds candidate pairs, a wrong one loses them.
+quote follow, except after common abbreviations, initials and initialisms ("Mr.", "Calif.", "J.",
+"F.C.") and list numbers ("1. Schumacher 2. Hill"), so that it rarely cuts a sentence: a missed
+split only adds candidate pairs and context, a wrong one loses them and can cut a name in two.
 """
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ _ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "sen", "rep", "gov", "gen", "col", "lt", "sgt", "capt", "st", "jr", "sr",
     "inc", "corp", "co", "ltd", "no", "vs", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
     "oct", "nov", "dec", "mt", "ft", "rev", "hon", "u.s", "u.k", "u.n", "e.g", "i.e", "a.m", "p.m",
+    # US states as news datelines abbreviate them ("Santa Clara, Calif. The company ...").
+    "ala", "ariz", "ark", "calif", "colo", "conn", "fla", "ga", "ill", "ind", "kan", "ky", "md", "mass",
+    "mich", "minn", "miss", "mo", "mont", "neb", "nev", "okla", "ore", "pa", "tenn", "tex", "va", "vt",
+    "wash", "wis", "wyo",
 }
+# Initials and initialisms ("J", "F.C", "N.J") and list numbers ("1", "12"), final period cut off.
+_NO_END = re.compile(r"[a-z](?:\.[a-z])*|\d{1,2}")
 _BOUNDARY = re.compile(r"""[.!?]["'”’)\]]*\s+(?=["“'‘(\[]?[A-Z0-9])|\n\s*""")
 
 
@@ -23,7 +31,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         if m.group().startswith("."):
             word = text[:m.start()].rsplit(None, 1)[-1].lower() if text[:m.start()].strip() else ""
             word = word.lstrip("\"'“‘([")
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            if word in _ABBREVIATIONS or _NO_END.fullmatch(word):
                 continue
         _add(text, start, m.start() + 1 if not m.group().startswith("\n") else m.start(), spans)
         start = m.end()

@@ -1,4 +1,4 @@
-"""The conservative sentence splitter behind relation candidates."""
+"""The conservative sentence splitter behind relation candidates and sentence-by-sentence reading."""
 from __future__ import annotations
 
 from inference.sentences import split_sentences
@@ -11,6 +11,17 @@ def test_splits_at_sentence_ends_and_line_breaks():
         "He met the U.S. envoy J. Doe in Paris!",
         '"Great," he said.',
         "New line",
+    ]
+
+
+def test_initialisms_states_and_list_numbers_end_no_sentence():
+    text = ("Gloria Bistrita beat F.C. Valletta 2-1. Results: 1. Michael Schumacher 2. Damon Hill. "
+            "He lives in Santa Clara, Calif. Since 1996. Prices rose.")
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "Gloria Bistrita beat F.C. Valletta 2-1.",
+        "Results: 1. Michael Schumacher 2. Damon Hill.",
+        "He lives in Santa Clara, Calif. Since 1996.",
+        "Prices rose.",
     ]
 
 
