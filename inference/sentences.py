@@ -28,7 +28,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of `text` (whitespace between them is left out)."""
     spans, start = [], 0
     for m in _BOUNDARY.finditer(text):
-        if m.group().startswith("."):
+        if m.group().startswith(".") and "\n" not in m.group():  # a line break always ends a sentence
             word = text[:m.start()].rsplit(None, 1)[-1].lower() if text[:m.start()].strip() else ""
             word = word.lstrip("\"'“‘([")
             if word in _ABBREVIATIONS or _NO_END.fullmatch(word):

@@ -23,6 +23,9 @@ def test_initialisms_states_and_list_numbers_end_no_sentence():
         "He lives in Santa Clara, Calif. Since 1996.",
         "Prices rose.",
     ]
+    # A line break ends a sentence whatever precedes it.
+    text = "PRESS DIGEST - Iraq - Aug 22.\nBAGHDAD 1996-08-22\nThe U.S.\nNew line"
+    assert [text[s:e] for s, e in split_sentences(text)] == ["PRESS DIGEST - Iraq - Aug 22.", "BAGHDAD 1996-08-22", "The U.S.", "New line"]
 
 
 def test_spans_are_trimmed_and_cover_all_text():
