@@ -25,7 +25,7 @@ from .loop import FitResult, fit
 
 def reading_spec(ner: NerConfig) -> WindowSpec:
     """How a run reads a text: a model trained on single sentences reads each sentence alone
-    (MiniLM on whole CoNLL-2003 articles lost 4.6 points of F1 reading windows across them);
+    (MiniLM on whole CoNLL-2003 test articles: 0.890 so, 0.844 through windows across them);
     one that saw article windows reads across sentences."""
     return WindowSpec(ner.max_length, ner.stride, sentences=ner.context == "sentence")
 
