@@ -18,7 +18,6 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .calibration import apply_platt, mention_key, relation_score
 from .casing import load_shape_table
-from .crf import CRF_FILE, TagTransitions, mean_transitions
 from .ensemble import MeanOfModels, member_dirs, mismatched_settings
 from .ner import NerTagger
 from .onnx_backend import BACKENDS, ONNX_DIR
@@ -116,7 +115,7 @@ class NewsExtractor:
             raise RunDirectoryError(
                 f"{run_dir}: the NER model's labels {labels} differ from {SETTINGS_FILE}'s {settings['entity_labels']}"
             )
-        tagger = NerTagger(model.to(device), tokenizer, WindowSpec(**settings["window"]), settings["casing"], _load_crf(runs, run_dir))
+        tagger = NerTagger(model.to(device), tokenizer, WindowSpec(**settings["window"]), settings["casing"])
         relation_tagger = None
         if relations and settings.get("relations"):
             schema = RelationSchema.from_dict(settings["relations"])
@@ -294,14 +293,6 @@ def _model_runs(run_dir: Path, settings: dict[str, Any], backend: str) -> list[P
         if differing:
             raise RunDirectoryError(f"{run_dir}: member {member} differs from the ensemble in {', '.join(differing)}")
     return runs
-
-
-def _load_crf(runs: list[Path], run_dir: Path) -> TagTransitions | None:
-    """The NER model's CRF scores (inference/crf.py), averaged over an ensemble's members; None without."""
-    try:
-        return mean_transitions([TagTransitions.load(run / "ner") for run in runs], str(run_dir))
-    except Exception as err:  # noqa: BLE001 - truncated file, missing keys, mixed members: one clear error
-        raise RunDirectoryError(f"{run_dir}: cannot load the NER model's {CRF_FILE} ({type(err).__name__}: {err})") from None
 
 
 def _load_part(runs: list[Path], part: str, load: Any) -> tuple[Any, Any]:

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from .crf import TagTransitions
 from .schema import Entity
 from .windows import (
     TokenizedText,
@@ -102,28 +101,16 @@ def viterbi(probs: np.ndarray, start: np.ndarray, allowed: np.ndarray) -> list[i
     greedy = probs.argmax(-1)
     if start[greedy[0]] and allowed[greedy[:-1], greedy[1:]].all():
         return greedy.tolist()
-    return best_path(np.log(np.clip(probs, 1e-12, None)), forbid(start), forbid(allowed), np.zeros(len(start)))
-
-
-def forbid(allowed: np.ndarray) -> np.ndarray:
-    """Scores of a boolean constraint: 0 where allowed, -inf where not."""
-    return np.where(allowed, 0.0, -np.inf)
-
-
-def best_path(scores: np.ndarray, start: np.ndarray, transitions: np.ndarray, end: np.ndarray) -> list[int]:
-    """The tag sequence of highest total score (Viterbi): per-word `scores` (words x labels),
-    `start` and `end` scores of the first and last tag, `transitions[i, j]` of tag j after tag i;
-    -inf forbids."""
-    if len(scores) == 0:
-        return []
-    score = start + scores[0]
-    back = np.zeros(scores.shape, dtype=np.int64)
-    for w in range(1, len(scores)):
-        total = score[:, None] + transitions
+    log_p = np.log(np.clip(probs, 1e-12, None))
+    penalty = np.where(allowed, 0.0, -np.inf)
+    score = np.where(start, log_p[0], -np.inf)
+    back = np.zeros(probs.shape, dtype=np.int64)
+    for w in range(1, len(probs)):
+        total = score[:, None] + penalty
         back[w] = total.argmax(0)
-        score = total.max(0) + scores[w]
-    path = [int((score + end).argmax())]
-    for w in range(len(scores) - 1, 0, -1):
+        score = total.max(0) + log_p[w]
+    path = [int(score.argmax())]
+    for w in range(len(probs) - 1, 0, -1):
         path.append(int(back[w, path[-1]]))
     return path[::-1]
 
@@ -143,12 +130,7 @@ class NerTagger:
     """Finds entities in raw texts of any length with a token-classification model."""
 
     def __init__(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerFast,
-        spec: WindowSpec,
-        casing: bool = False,
-        crf: TagTransitions | None = None,
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec: WindowSpec, casing: bool = False
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -157,10 +139,6 @@ class NerTagger:
         self.temperature = 1.0  # set from the run's calibration (inference.calibration)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.transitions = iob2_transitions([self.id2label[i] for i in range(len(self.id2label))])
-        self.crf = None  # (start, transitions, end) scores of a CRF (inference/crf.py), IOB2 constraints included
-        if crf is not None:
-            start, transitions, end = crf.arrays()
-            self.crf = (start + forbid(self.transitions[0]), transitions + forbid(self.transitions[1]), end)
 
     def window_batches(
         self, tokenized: list[TokenizedText], batch_size: int = 32
@@ -210,12 +188,8 @@ class NerTagger:
 
     def decode(self, text: str, tokenized: TokenizedText, probs: np.ndarray) -> list[Entity]:
         """The entities of one text from its (words x labels) tag probabilities: constrained
-        IOB2 decoding (with a CRF's scores where the run has one), then each span with its score."""
-        if self.crf is None:
-            ids = viterbi(probs, *self.transitions)
-        else:
-            # T x log p is the logits less a constant per word: the CRF's emissions, whatever T.
-            ids = best_path(self.temperature * np.log(np.clip(probs, 1e-30, None)), *self.crf)
+        IOB2 decoding, then each span with its score."""
+        ids = viterbi(probs, *self.transitions)
         tags = [self.id2label[i] for i in ids]
         chosen = probs[np.arange(len(ids)), np.asarray(ids, dtype=np.intp)].tolist()
         entities = []

@@ -130,7 +130,7 @@ def test_a_half_written_run_never_loads(tiny_run: Path, tmp_path: Path, monkeypa
     extractor = NewsExtractor.from_pretrained(tiny_run)
     output = tmp_path / "runs" / "tiny"
     relations = (extractor.relation_tagger.model, extractor.relation_tagger.tokenizer)
-    ner = (extractor.tagger.model, extractor.tagger.tokenizer, None)
+    ner = (extractor.tagger.model, extractor.tagger.tokenizer)
     write_run(output, ner, relations, extractor.settings, extractor.known_mentions)  # a complete run to be replaced
     before = (output / "extractor.json").read_bytes()
 

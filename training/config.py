@@ -84,11 +84,6 @@ class NerConfig(OptimConfig):
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
     casing: bool = True  # word shapes added to the token embeddings (inference/casing.py)
     distill: DistillConfig | None = None  # learn from a teacher run's tag distributions as well
-    # A linear-chain CRF over the word tags (inference/crf.py): trained on whole tag sequences,
-    # decoded with its transition scores. Its scores start at zero and learn at their own rate
-    # (at the encoder's they would barely move in a few thousand steps).
-    crf: bool = False
-    crf_learning_rate: float = field(default=5e-3, metadata={"min": 0.0})
 
 
 @dataclass

@@ -26,7 +26,6 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from inference.casing import shape_parameters
-from inference.crf import TagTransitions
 
 from .checkpoint import Checkpoints, LoopState, decode_bytes, encode_bytes, set_rng_states
 from .config import OptimConfig
@@ -68,12 +67,11 @@ def layer_depth(name: str, layers: int) -> int:
 def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, Any]]:
     """The optimizer's groups: every weight at `learning_rate`, times `layer_decay` per layer
     below the top where that is set; the word-shape tables at `casing_learning_rate` where that
-    is set; a CRF's scores at `crf_learning_rate` (NER only)."""
+    is set."""
     shapes = shape_parameters(model) if hp.casing_learning_rate is not None else []
     if hp.casing_learning_rate is not None and not shapes:
         raise ValueError("casing_learning_rate is set but the model has no word-shape table (casing: false)")
-    crf = [p for m in model.modules() if isinstance(m, TagTransitions) for p in m.parameters()]
-    own = {id(p) for p in shapes + crf}
+    own = {id(p) for p in shapes}
     named = [(n, p) for n, p in model.named_parameters() if id(p) not in own]
     if hp.layer_decay is None:
         groups = [{"params": [p for _, p in named]}]
@@ -88,9 +86,7 @@ def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, 
         groups = [
             {"params": ps, "lr": hp.learning_rate * hp.layer_decay ** (layers + 1 - depth)} for depth, ps in sorted(by_depth.items())
         ]
-    groups += [{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else []
-    # No weight decay: it would pull the transition scores towards "anything may follow anything".
-    return groups + ([{"params": crf, "lr": hp.crf_learning_rate, "weight_decay": 0.0}] if crf else [])
+    return groups + ([{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else [])
 
 
 def fit(

@@ -19,7 +19,6 @@ from accelerate.utils import set_seed
 
 from inference.calibration import mention_key
 from inference.casing import save_encoder
-from inference.crf import TagTransitions
 from inference.extractor import MENTIONS_FILE, SCHEMA_VERSION, SETTINGS_FILE, NewsExtractor, known_mentions_json
 from inference.ner import NerTagger
 from inference.relations import RelationTagger
@@ -55,7 +54,7 @@ def train(config: Config, resume: bool = False) -> Path:
     output = config.output_dir()
     checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
 
-    ner_model, tokenizer, ner_result, crf = train_ner(config, accelerator, articles, dev_docs, entity_types, settings, checkpoints)
+    ner_model, tokenizer, ner_result = train_ner(config, accelerator, articles, dev_docs, entity_types, settings, checkpoints)
     settings["training"] = {"ner": ner_result.to_dict()}
     relations = None
     if config.relations is not None:
@@ -68,7 +67,7 @@ def train(config: Config, resume: bool = False) -> Path:
 
     if accelerator.is_main_process:
         extractor = NewsExtractor(
-            NerTagger(ner_model, tokenizer, reading_spec(config.ner), config.ner.casing, crf),
+            NerTagger(ner_model, tokenizer, reading_spec(config.ner), config.ner.casing),
             settings,
             RelationTagger(relations[0], relations[1], schema, config.ner.casing) if relations else None,
         )
@@ -80,7 +79,7 @@ def train(config: Config, resume: bool = False) -> Path:
             # maps were overconfident on whole CoNLL-2003 articles, where this model is weaker).
             calibration = fit_calibration(extractor, dev_articles, config.calibration.target_precision)
             settings["calibration"] = {**calibration, "fitted_on": str(config.data.path("dev"))}
-        write_run(output, (ner_model, tokenizer, crf), relations, settings, extractor.known_mentions)
+        write_run(output, (ner_model, tokenizer), relations, settings, extractor.known_mentions)
         checkpoints.clear()
     accelerator.wait_for_everyone()
     return output
@@ -150,21 +149,14 @@ def known_mentions(documents: list[Document]) -> dict[str, set[str]]:
 
 
 def write_run(
-    output: Path,
-    ner: tuple[Any, Any, TagTransitions | None],
-    relations: tuple[Any, Any] | None,
-    settings: dict[str, Any],
-    mentions: dict[str, set[str]],
+    output: Path, ner: tuple[Any, Any], relations: tuple[Any, Any] | None, settings: dict[str, Any], mentions: dict[str, set[str]]
 ) -> None:
-    """Write the run (NER: model, tokenizer, CRF or None) into a temporary sibling, then rename:
-    a half-written run never looks complete."""
+    """Write the run into a temporary sibling, then rename: a half-written run never looks complete."""
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     save_encoder(ner[0], staging / "ner")
     ner[1].save_pretrained(staging / "ner")
-    if ner[2] is not None:
-        ner[2].save(staging / "ner")
     if relations is not None:
         (staging / "relations").mkdir()
         relations[0].save(staging / "relations")

@@ -9,7 +9,6 @@ from datasets import Dataset
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
 from inference.casing import enable_shape_embeddings, load_shape_table
-from inference.crf import TagTransitions, word_sequences
 from inference.encoders import resolve_encoder
 from inference.extractor import NewsExtractor
 from inference.ner import NerTagger, bio_labels
@@ -17,7 +16,7 @@ from inference.schema import Document
 from inference.windows import WindowSpec
 
 from .checkpoint import Checkpoints
-from .config import Config, ConfigError, NerConfig
+from .config import Config, NerConfig
 from .distill import DistillationCollator, DistilledTagger, teacher_word_probs, unlabeled_documents
 from .evaluate import evaluate_documents
 from .features import ner_features
@@ -37,21 +36,6 @@ def training_specs(ner: NerConfig) -> list[WindowSpec]:
     return {"sentence": [by_sentence], "article": [across], "both": [by_sentence, across]}[ner.context]
 
 
-class CrfTagger(torch.nn.Module):
-    """Wraps a token-classification model so that its loss is a CRF's over each window's word
-    tags (inference/crf.py) instead of each word's cross-entropy."""
-
-    def __init__(self, model: torch.nn.Module, crf: TagTransitions) -> None:
-        super().__init__()
-        self.model = model
-        self.crf = crf
-
-    def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> Any:
-        out = self.model(**inputs)
-        out.loss = self.crf.nll(*word_sequences(out.logits, labels))
-        return out
-
-
 def train_ner(
     config: Config,
     accelerator: Accelerator,
@@ -60,19 +44,16 @@ def train_ner(
     entity_types: list[str],
     settings: dict[str, Any],
     checkpoints: Checkpoints | None = None,
-) -> tuple[torch.nn.Module, Any, FitResult, TagTransitions | None]:
+) -> tuple[torch.nn.Module, Any, FitResult]:
     """Train as `config.ner` says on the training articles, cut into sentence windows, article
     windows or both, with a teacher's help where `config.ner.distill` names one
-    (training/distill.py) or with a CRF where `config.ner.crf` (its scores are returned, else
-    None); early stopping on the dev entity F1 measured through the inference code;
-    `checkpoints`: save and resume (training/checkpoint.py)."""
-    distill = config.ner.distill
-    if distill is not None and config.ner.crf:
-        raise ConfigError("ner.crf and ner.distill cannot be combined: the teacher's targets are per word, a CRF's likelihood is per sequence")
+    (training/distill.py); early stopping on the dev entity F1 measured through the inference
+    code; `checkpoints`: save and resume (training/checkpoint.py)."""
     labels = bio_labels(entity_types)
     label2id = {label: i for i, label in enumerate(labels)}
     encoder_dir = resolve_encoder(config.encoder)
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    distill = config.ner.distill
     extra, taught, taught_extra = [], None, None
     if distill is not None:
         extra = unlabeled_documents(config)
@@ -96,24 +77,18 @@ def train_ner(
     if config.ner.casing:
         enable_shape_embeddings(model)
 
-    def dev_f1(trained: torch.nn.Module, crf: TagTransitions | None = None) -> float:
-        tagger = NerTagger(trained, tokenizer, reading_spec(config.ner), config.ner.casing, crf)
-        return evaluate_documents(NewsExtractor(tagger, settings), dev_docs)["ner"]["micro"]["f1"]
+    def dev_f1(trained: torch.nn.Module) -> float:
+        extractor = NewsExtractor(NerTagger(trained, tokenizer, reading_spec(config.ner), config.ner.casing), settings)
+        return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
     score = None if config.refit else dev_f1  # a refit trains on dev
-    collate = DataCollatorForTokenClassification(tokenizer)
-    # The wrappers only change the loss; their weights are the model's own (and the CRF's), best epoch loaded back.
-    if config.ner.crf:
-        crf = TagTransitions(len(labels))
-        wrapper = CrfTagger(model, crf)
-        result = fit(accelerator, wrapper, dataset, collate, config.ner, config.seed, "NER",
-                     None if score is None else (lambda wrapped: dev_f1(wrapped.model, wrapped.crf)), checkpoints)
-        return model, tokenizer, result, crf
     if distill is None:
+        collate = DataCollatorForTokenClassification(tokenizer)
         result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", score, checkpoints)
     else:
+        # The wrapper only changes the loss; its weights are the model's own (best epoch loaded back).
         result = fit(
             accelerator, DistilledTagger(model, distill.weight), dataset, DistillationCollator(tokenizer),
             config.ner, config.seed, "NER", None if score is None else (lambda wrapped: dev_f1(wrapped.model)), checkpoints,
         )
-    return model, tokenizer, result, None
+    return model, tokenizer, result
