@@ -60,7 +60,6 @@ def test_yes_and_no_are_words_not_booleans(tmp_path: Path):
         (GOOD, ["ner.casing=yes"], "override ner.casing: ner.casing must be bool, got 'yes'"),
         (GOOD, ["ner.distill.weight=0.5"], "override ner.distill: missing key 'ner.distill.teacher'"),
         (GOOD, ["ner.distill.teacher=runs/t", "ner.distill.weight=1.5"], "ner.distill.weight must be at most 1.0, got 1.5"),
-        (GOOD, ["ner.label_smoothing=0.6"], "ner.label_smoothing must be at most 0.5, got 0.6"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, overrides: list[str], message: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,9 +16,32 @@ from inference.ner import NerTagger, bio_labels
 from inference.schema import Document
 from training.cli import main as training_main
 from training.config import DistillConfig
-from training.distill import teacher_word_probs
+from training.distill import DistilledTagger, teacher_word_probs
 
 LABELS = bio_labels(["Loc", "Org", "Peop"])  # the tiny corpus's types
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, **inputs):
+        return SimpleNamespace(logits=self.logits, loss=None)
+
+
+def test_distilled_loss_mixes_gold_and_teacher_cross_entropy():
+    logits = torch.randn(2, 4, 3)
+    labels = torch.tensor([[-100, 1, 2, -100], [-100, -100, -100, -100]])  # second row: an unannotated text
+    teacher = torch.zeros(2, 4, 3)
+    teacher[0, 1] = torch.tensor([0.2, 0.7, 0.1])
+    teacher[1, 2] = torch.tensor([0.5, 0.5, 0.0])
+    log_q = logits.log_softmax(-1)
+    hard = -(log_q[0, 1, 1] + log_q[0, 2, 2]) / 2
+    soft = -((teacher[0, 1] * log_q[0, 1]).sum() + (teacher[1, 2] * log_q[1, 2]).sum()) / 2
+    for weight in (0.0, 0.3, 1.0):
+        loss = DistilledTagger(_Logits(logits), weight)(teacher=teacher, labels=labels, input_ids=labels).loss
+        torch.testing.assert_close(loss, (1 - weight) * hard + weight * soft)
 
 
 def test_teacher_probabilities_are_aligned_to_the_student_words(tiny_run: Path, tokenizer):

@@ -84,9 +84,6 @@ class NerConfig(OptimConfig):
     context: str = field(default="sentence", metadata={"choices": ("sentence", "article", "both")})
     casing: bool = True  # word shapes added to the token embeddings (inference/casing.py)
     distill: DistillConfig | None = None  # learn from a teacher run's tag distributions as well
-    # Share of each gold tag's probability spread evenly over all tags in the loss (0: plain
-    # cross-entropy; training/tagger_loss.py).
-    label_smoothing: float = field(default=0.0, metadata={"min": 0.0, "max": 0.5})
 
 
 @dataclass

@@ -112,3 +112,24 @@ class DistillationCollator:
             padded[i, : len(t)] = torch.tensor(t)
         batch["teacher"] = padded
         return batch
+
+
+class DistilledTagger(torch.nn.Module):
+    """Wraps a token-classification model so that its loss is (1 - weight) x gold cross-entropy
+    + weight x cross-entropy against the teacher's distributions (positions without either are skipped)."""
+
+    def __init__(self, model: torch.nn.Module, weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.weight = weight
+
+    def forward(self, teacher: torch.Tensor, labels: torch.Tensor, **inputs: torch.Tensor) -> Any:
+        out = self.model(**inputs)
+        log_q = torch.log_softmax(out.logits.float(), -1)
+        taught = teacher.sum(-1) > 0
+        gold = labels != -100
+        zero = log_q.new_zeros(())
+        soft = -(teacher[taught] * log_q[taught]).sum(-1).mean() if taught.any() else zero
+        hard = torch.nn.functional.nll_loss(log_q[gold], labels[gold]) if gold.any() else zero
+        out.loss = (1 - self.weight) * hard + self.weight * soft
+        return out

@@ -17,11 +17,10 @@ from inference.windows import WindowSpec
 
 from .checkpoint import Checkpoints
 from .config import Config, NerConfig
-from .distill import DistillationCollator, teacher_word_probs, unlabeled_documents
+from .distill import DistillationCollator, DistilledTagger, teacher_word_probs, unlabeled_documents
 from .evaluate import evaluate_documents
 from .features import ner_features
 from .loop import FitResult, fit
-from .tagger_loss import TaggerLoss
 
 
 def reading_spec(ner: NerConfig) -> WindowSpec:
@@ -83,16 +82,13 @@ def train_ner(
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
     score = None if config.refit else dev_f1  # a refit trains on dev
-    smoothing = config.ner.label_smoothing
-    if distill is None and not smoothing:
+    if distill is None:
         collate = DataCollatorForTokenClassification(tokenizer)
         result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", score, checkpoints)
     else:
         # The wrapper only changes the loss; its weights are the model's own (best epoch loaded back).
-        wrapper = TaggerLoss(model, distill.weight if distill else 0.0, smoothing)
-        collate = DistillationCollator(tokenizer) if distill else DataCollatorForTokenClassification(tokenizer)
         result = fit(
-            accelerator, wrapper, dataset, collate, config.ner, config.seed, "NER",
-            None if score is None else (lambda wrapped: dev_f1(wrapped.model)), checkpoints,
+            accelerator, DistilledTagger(model, distill.weight), dataset, DistillationCollator(tokenizer),
+            config.ner, config.seed, "NER", None if score is None else (lambda wrapped: dev_f1(wrapped.model)), checkpoints,
         )
     return model, tokenizer, result
