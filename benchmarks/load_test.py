@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from training.corpora import shared_data_dir  # noqa: E402
 from training.evaluate import provenance  # noqa: E402  (commit, machine, date)
 
 
@@ -99,7 +100,7 @@ def start_server(model: Path, port: int, extra: list[str]) -> subprocess.Popen:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="run directory")
-    parser.add_argument("--article", type=Path, default=Path(os.environ.get("NEWS_DATA_DIR") or ROOT.parent / "shared" / "data") / "sample" / "mehr_qatar_iran.txt", help="text posted by every request")
+    parser.add_argument("--article", type=Path, default=shared_data_dir() / "sample" / "mehr_qatar_iran.txt", help="text posted by every request")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--max-requests", type=int, default=20_000)

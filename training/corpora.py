@@ -24,6 +24,12 @@ class DataMissing(FileNotFoundError):
     """A corpus file is absent; the message names the corpus, its publisher and the setting to change."""
 
 
+def shared_data_dir() -> Path:
+    """The corpora folder for tools without a config (benchmarks, the notebook): $NEWS_DATA_DIR,
+    else the shared data folder beside this checkout (../shared/data, the configs' data.root)."""
+    return Path(os.environ.get("NEWS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
 def data_root(config: Config, flag: str | None = None) -> Config:
     """The config with its data root taken from the --data-root flag, else $NEWS_DATA_DIR, else
     the config itself; every other setting kept."""
