@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from inference.schema import Document, RelationMention, Span
+from training.corpora import shared_data_dir
 from training.readers import FORMATS, ReaderError, read_documents
 from training.readers.jsonl import write_jsonl
 from training.readers.tokens import build_document
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
