@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from inference.casing import shape_parameters
 
 from .checkpoint import Checkpoints, LoopState, decode_bytes, encode_bytes, set_rng_states
 from .config import OptimConfig
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the weights are lost, and a lower learning rate is the usual cure."""
 
 
 @dataclass
@@ -147,6 +152,10 @@ def fit(
             state.epoch, state.epoch_sampler_state = epoch, encode_bytes(generator.get_state())
         for batch in batches:
             loss = wrapped(**batch).loss
+            value = loss.item()  # the progress bar reads it anyway, so the check costs no extra sync
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"{desc}, epoch {epoch}, step {state.step + 1}: the loss is {value}; training "
+                                       f"diverged at learning_rate {hp.learning_rate}: try a lower one")
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
@@ -154,7 +163,7 @@ def fit(
             state.step += 1
             state.batches += 1
             progress.update(1)
-            progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            progress.set_postfix(epoch=epoch, loss=f"{value:.4f}")
             if state.step >= total:
                 break
             if checkpoints is not None:
@@ -189,4 +198,10 @@ def fit(
     progress.close()
     if dev_score is not None:
         model.load_state_dict(best_state)
+        if state.best <= 0.0 and accelerator.is_main_process:
+            # Not an error: tiny smoke runs legitimately find nothing. On real data it is a collapse
+            # (an MPNet run at 1.5e-4 tagged everything O), which must not pass unnoticed.
+            print(f"warning: {desc}: dev F1 was 0 after every epoch: the model finds none of the dev split's gold "
+                  f"items; with real data, training collapsed (learning_rate {hp.learning_rate}: try a lower one)",
+                  file=sys.stderr)
     return FitResult(state.history, state.best if dev_score is not None else None, time.perf_counter() - started, len(dataset), str(accelerator.device))

@@ -1,0 +1,43 @@
+"""The training loop refuses a diverged loss and warns about a model that finds nothing on dev."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from accelerate import Accelerator
+from datasets import Dataset
+
+from training.config import OptimConfig
+from training.loop import TrainingDiverged, fit
+
+
+class Scaled(torch.nn.Module):
+    """A one-weight model whose loss is its weight times `factor` (NaN: a diverged run)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(loss=(self.weight * x).sum() * self.factor)
+
+
+def run(factor: float, dev_f1: float) -> None:
+    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
+    collate = lambda rows: {"x": torch.ones(len(rows))}  # noqa: E731
+    hp = OptimConfig(epochs=2, batch_size=4, learning_rate=0.1, patience=5)
+    fit(Accelerator(cpu=True), Scaled(factor), data, collate, hp, seed=1, desc="NER", dev_score=lambda m: dev_f1)
+
+
+def test_a_nan_loss_stops_training_with_where_and_why():
+    with pytest.raises(TrainingDiverged, match=r"NER, epoch 1, step 1: the loss is nan; .*learning_rate 0.1"):
+        run(float("nan"), dev_f1=0.5)
+
+
+def test_a_model_that_never_scores_on_dev_is_reported(capsys: pytest.CaptureFixture[str]):
+    run(1.0, dev_f1=0.0)
+    assert "warning: NER: dev F1 was 0 after every epoch" in capsys.readouterr().err
+    run(1.0, dev_f1=0.3)
+    assert "warning" not in capsys.readouterr().err
