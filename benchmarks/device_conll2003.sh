@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # CoNLL-2003 NER trainings on a lent GPU, several variants at once (one small-batch run leaves the
-# GPU mostly idle, so parallel runs cost little wall time). Run from the repo root there with
-# NEWS_EXTRACT_COMMIT set to the commit and $OUT for the results; the git-ignored folders it reads
-# travel in `carry`: .whl (wheels the GPU image lacks), the encoder (an fp16 safetensors copy; a
-# larger one can travel in shards over several calls, see BENCHMARKS.md) and the corpus files.
-# Settings (environment): CONFIG (default configs/conll2003.yaml), ENCODER (default .device/minilm),
-# DATA_ROOT (default .device/data), EVALUATE_ARGS (extra `evaluate` arguments, e.g. --level sentence).
+# GPU mostly idle: nine MPNet runs side by side took 216-269 s on an H200). Run from the repo root
+# there with NEWS_EXTRACT_COMMIT set to the commit and $OUT for the results, after the calls that
+# carried what benchmarks/device_prepare.py wrote: .whl (wheels the GPU image lacks) and
+# .device/p1..pN (corpus files, the encoder's fp16 shards), linked together here.
+# Settings (environment): CONFIG (default configs/conll2003.yaml), ENCODER (default .device/encoder),
+# DATA_ROOT (default .device/p1/data), EVALUATE_ARGS (extra `evaluate` arguments, e.g. --level sentence).
 # Each variant's log and metrics JSON are packed into $OUT/results.tgz every 20 s and at the end,
 # since a call brings back at most 8 files and a run cut off at the time limit should still report.
 # Usage: benchmarks/device_conll2003.sh NAME:KEY=VALUE,KEY=VALUE ...
 set -uo pipefail
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-CONFIG=${CONFIG:-configs/conll2003.yaml} ENCODER=${ENCODER:-.device/minilm} DATA_ROOT=${DATA_ROOT:-.device/data}
+# USE_HUB_KERNELS=0: transformers 5.25 otherwise asks for the `kernels` package on a GPU (and the hub is unreachable).
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 USE_HUB_KERNELS=0 TQDM_DISABLE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+CONFIG=${CONFIG:-configs/conll2003.yaml} ENCODER=${ENCODER:-.device/encoder} DATA_ROOT=${DATA_ROOT:-.device/p1/data}
+if [ "$ENCODER" = .device/encoder ]; then
+  mkdir -p .device/encoder && ln -sf "$PWD"/.device/p*/encoder/* .device/encoder/
+  python3 -c "
+import json, pathlib, sys
+index = pathlib.Path('.device/encoder/model.safetensors.index.json')
+missing = sorted({f for f in json.loads(index.read_text())['weight_map'].values()} - {p.name for p in index.parent.iterdir()})
+sys.exit(f'encoder shards missing (was the machine given back between calls?): {missing}' if missing else 0)" || exit 1
+fi
 read -ra evaluate_args <<< "${EVALUATE_ARGS:-}"
 work=/tmp/device_results
 mkdir -p "$work"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
 python3 -c "import torch, transformers, datasets, accelerate, seqeval, pyarrow; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, torch.cuda.get_device_name(0))" || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
