@@ -36,6 +36,7 @@ from training.config import load_config  # noqa: E402
 from training.corpora import load_split  # noqa: E402
 from training.evaluate import evaluate_documents, format_table, provenance, write_json  # noqa: E402
 from training.features import IGNORE, ner_features  # noqa: E402
+from training import loop  # noqa: E402
 from training.loop import fit  # noqa: E402
 from training.train import run_settings  # noqa: E402
 from training.train_ner import reading_spec, train_ner, training_specs  # noqa: E402
@@ -44,9 +45,10 @@ from training.train_ner import reading_spec, train_ner, training_specs  # noqa: 
 class SpanHead(torch.nn.Module):
     """The tagger's encoder with a span classifier on top; its `logits` are BIO log-probabilities."""
 
-    def __init__(self, tagger: torch.nn.Module, max_width: int, hidden: int = 256, width_dim: int = 32) -> None:
+    def __init__(self, tagger: torch.nn.Module, max_width: int, negatives: int = 100, hidden: int = 256,
+                 width_dim: int = 32) -> None:
         super().__init__()
-        self.tagger, self.config, self.max_width = tagger, tagger.config, max_width
+        self.tagger, self.config, self.max_width, self.negatives = tagger, tagger.config, max_width, negatives
         labels = [self.config.id2label[i] for i in range(len(self.config.id2label))]
         self.types = sorted({label[2:] for label in labels if label != "O"})
         self.begin = [labels.index(f"B-{t}") for t in self.types]
@@ -78,7 +80,10 @@ class SpanHead(torch.nn.Module):
         scores = self.scorer(pairs).float()  # rows x length x width x (1 + types)
         if labels is not None:
             gold = self.gold_classes(labels, content_end, valid)
-            loss = torch.nn.functional.cross_entropy(scores[valid], gold[valid])
+            # SpERT's sampling: all gold spans and up to `negatives` others per window.
+            keep_share = (self.negatives / valid.flatten(1).sum(1).clamp_min(1)).clamp(max=1.0)
+            kept = valid & ((gold > 0) | (torch.rand(valid.shape, device=valid.device) < keep_share[:, None, None]))
+            loss = torch.nn.functional.cross_entropy(scores[kept], gold[kept])
             return SimpleNamespace(loss=loss, logits=None)
         return SimpleNamespace(logits=self.tag_logprobs(scores.softmax(-1), valid, len(self.config.id2label)))
 
@@ -105,7 +110,8 @@ class SpanHead(torch.nn.Module):
                 if taken[s : s + w + 1].any():
                     continue
                 taken[s : s + w + 1] = True
-                q, t = float(best[r, s, w]), int(kind[r, s, w])
+                # Its type against none (> 0.5 by the choice), so that decoding keeps the span.
+                q, t = float(best[r, s, w] / (best[r, s, w] + probs[r, s, w, 0])), int(kind[r, s, w])
                 for pos in range(s, s + w + 1):
                     out[r, pos] = (1 - q) * 1e-4 / (n_labels - 2)
                     out[r, pos, 0] = 1 - q
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=REPO / "configs" / "conll2003_pretrain.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--max-width", type=int, default=16, help="longest span in subword tokens (default 16)")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="the span scorer's learning rate (default 1e-3)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     config = load_config(args.config, args.set)
@@ -134,17 +141,17 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer, result = train_ner(config, accelerator, articles, dev_docs, entity_types, settings)
     else:
         model, tokenizer, result = train_span_head(config, accelerator, articles, dev_docs, entity_types, settings,
-                                                   args.max_width)
+                                                   args.max_width, args.head_lr)
     tagger = NerTagger(model, tokenizer, reading_spec(config.ner), config.ner.casing)
     metrics = evaluate_documents(NewsExtractor(tagger, settings), sentence_documents(test_articles))
     print(format_table(metrics["ner"], f"entities, sentence level, test, {args.head} head"))
-    write_json({"head": args.head, "max_width": args.max_width, "ner": metrics["ner"], "config": config.to_dict(),
+    write_json({"head": args.head, "max_width": args.max_width, "head_lr": args.head_lr, "ner": metrics["ner"], "config": config.to_dict(),
                 "training": result.to_dict(), "seconds": time.perf_counter() - start, **provenance()}, args.out)
     return 0
 
 
 def train_span_head(config: Any, accelerator: Accelerator, articles: list, dev_docs: list, entity_types: list[str],
-                    settings: dict[str, Any], max_width: int) -> tuple[SpanHead, Any, Any]:
+                    settings: dict[str, Any], max_width: int, head_lr: float) -> tuple[SpanHead, Any, Any]:
     """train_ner's recipe (features, shape signal, loop, dev F1 through the inference code) with the span head."""
     labels = bio_labels(entity_types)
     label2id = {label: i for i, label in enumerate(labels)}
@@ -166,6 +173,15 @@ def train_span_head(config: Any, accelerator: Accelerator, articles: list, dev_d
         extractor = NewsExtractor(NerTagger(trained, tokenizer, reading_spec(config.ner), config.ner.casing), settings)
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
+    # The fresh span scorer learns at `head_lr` (the encoder at the config's rate): fit builds its
+    # optimizer groups through loop.parameter_groups, extended here for this experiment only.
+    head = {id(p) for p in [*model.scorer.parameters(), *model.width.parameters()]}
+
+    def groups(module: torch.nn.Module, hp: Any) -> list[dict[str, Any]]:
+        rest = [{**g, "params": [p for p in g["params"] if id(p) not in head]} for g in encoder_groups(module, hp)]
+        return rest + [{"params": [p for p in module.parameters() if id(p) in head], "lr": head_lr}]
+
+    encoder_groups, loop.parameter_groups = loop.parameter_groups, groups
     collate = DataCollatorForTokenClassification(tokenizer)
     result = fit(accelerator, model, Dataset.from_list(features), collate, config.ner, config.seed, "NER", dev_f1)
     return model, tokenizer, result
