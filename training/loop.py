@@ -152,10 +152,6 @@ def fit(
             state.epoch, state.epoch_sampler_state = epoch, encode_bytes(generator.get_state())
         for batch in batches:
             loss = wrapped(**batch).loss
-            value = loss.item()  # the progress bar reads it anyway, so the check costs no extra sync
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"{desc}, epoch {epoch}, step {state.step + 1}: the loss is {value}; training "
-                                       f"diverged at learning_rate {hp.learning_rate}: try a lower one")
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
@@ -163,6 +159,10 @@ def fit(
             state.step += 1
             state.batches += 1
             progress.update(1)
+            value = loss.item()  # read once the step is queued, as the progress bar always did: no extra GPU stall
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"{desc}, epoch {epoch}, step {state.step}: the loss is {value}; training "
+                                       f"diverged at learning_rate {hp.learning_rate}: try a lower one")
             progress.set_postfix(epoch=epoch, loss=f"{value:.4f}")
             if state.step >= total:
                 break
