@@ -134,33 +134,6 @@ def test_shape_table_learns_at_its_own_rate(encoder: str, tiny_mpnet: Path):
     assert len(parameter_groups(model, OptimConfig(learning_rate=1e-5))) == 1
 
 
-@pytest.mark.parametrize("encoder", ["mpnet", "minilm"])
-def test_layer_decay_scales_each_layer_below_the_head(encoder: str, tiny_mpnet: Path):
-    """`layer_decay`: the head learns at the full rate, encoder layer i of L at decay^(L - i),
-    the embeddings at decay^(L + 1); every weight is in exactly one group, and the shape table
-    keeps its own rate."""
-    from training.config import OptimConfig
-    from training.loop import parameter_groups
-
-    directory = tiny_mpnet if encoder == "mpnet" else resolve_encoder("minilm")
-    model = _classifier(directory)
-    enable_shape_embeddings(model)
-    layers = model.config.num_hidden_layers
-    groups = parameter_groups(model, OptimConfig(learning_rate=1e-3, layer_decay=0.5, casing_learning_rate=1e-2))
-    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
-    assert len(rate) == sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
-    named = dict(model.named_parameters())
-    assert rate[id(model.classifier.weight)] == pytest.approx(1e-3)
-    assert rate[id(model.get_input_embeddings().weight)] == pytest.approx(1e-3 * 0.5 ** (layers + 1))
-    assert rate[id(shape_parameters(model)[0])] == pytest.approx(1e-2)
-    for i in range(layers):
-        in_layer = [p for n, p in named.items() if f".layer.{i}." in n]
-        assert in_layer and [rate[id(p)] for p in in_layer] == pytest.approx([1e-3 * 0.5 ** (layers - i)] * len(in_layer))
-    head = torch.nn.Linear(4, 3)  # no encoder layers: the setting cannot mean anything
-    with pytest.raises(ValueError, match="no encoder layers"):
-        parameter_groups(head, OptimConfig(layer_decay=0.5))
-
-
 def test_shape_learning_rate_without_a_shape_table_is_refused(tiny_mpnet: Path):
     from training.config import OptimConfig
     from training.loop import parameter_groups

@@ -60,3 +60,20 @@ def test_refit_of_a_run_older_than_a_config_key(tiny_config, tiny_run, tmp_path)
     assert load_reference(load_config(tiny_config, [f"refit={old}"]))["config"] == stored["config"]
     with pytest.raises(ConfigError, match=r"differs in ner"):
         load_reference(load_config(tiny_config, [f"refit={old}", "ner.casing_learning_rate=1e-3"]))
+
+
+def test_refit_of_a_run_older_than_a_removed_config_key(tiny_config, tiny_run, tmp_path):
+    """A reference written while a since-removed setting existed refits if it left it off (what
+    the code now does), and is refused with the key named if it used it."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    stored = settings(old)
+    stored["config"]["ner"].update(layer_decay=None, crf=False, label_smoothing=0.0)
+    (old / "extractor.json").write_text(json.dumps(stored), encoding="utf-8")
+    assert load_reference(load_config(tiny_config, [f"refit={old}"]))["config"] == stored["config"]
+    stored["config"]["ner"]["layer_decay"] = 0.9
+    (old / "extractor.json").write_text(json.dumps(stored), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown key 'layer_decay'"):
+        load_reference(load_config(tiny_config, [f"refit={old}"]))

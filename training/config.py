@@ -53,10 +53,6 @@ class OptimConfig:
     # table starts at zero (or as copies of one token-type row), and at the encoder's rate
     # MPNet's shape rows ended at 2-7% of a word embedding's norm.
     casing_learning_rate: float | None = field(default=None, metadata={"min": 0.0})
-    # Layer-wise learning-rate decay (null: off): the top of the model (its head, and what lies
-    # above the encoder layers) learns at learning_rate, each encoder layer below at `layer_decay`
-    # times the rate of the one above, the embeddings last (training/loop.py, `layer_depth`).
-    layer_decay: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
 
 
 @dataclass

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -57,41 +55,15 @@ class FitResult:
         }
 
 
-_LAYER = re.compile(r"\.layer\.(\d+)\.")
-
-
-def layer_depth(name: str, layers: int) -> int:
-    """Where a weight sits for layer-wise decay: 0 the embeddings, i + 1 encoder layer i, and
-    `layers` + 1 the rest (the head, a pooler, position biases all layers share)."""
-    found = _LAYER.search(name)
-    if found:
-        return int(found.group(1)) + 1
-    return 0 if "embeddings" in name else layers + 1
-
-
 def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, Any]]:
-    """The optimizer's groups: every weight at `learning_rate`, times `layer_decay` per layer
-    below the top where that is set; the word-shape tables at `casing_learning_rate` where that
-    is set."""
+    """The optimizer's groups: every weight at `learning_rate`, the word-shape tables at
+    `casing_learning_rate` where that is set."""
     shapes = shape_parameters(model) if hp.casing_learning_rate is not None else []
     if hp.casing_learning_rate is not None and not shapes:
         raise ValueError("casing_learning_rate is set but the model has no word-shape table (casing: false)")
     own = {id(p) for p in shapes}
-    named = [(n, p) for n, p in model.named_parameters() if id(p) not in own]
-    if hp.layer_decay is None:
-        groups = [{"params": [p for _, p in named]}]
-    else:
-        found = [int(m.group(1)) for m in (_LAYER.search(n) for n, _ in named) if m]
-        if not found:
-            raise ValueError("layer_decay is set but the model has no encoder layers (weights named *.layer.N.*)")
-        layers = max(found) + 1
-        by_depth: dict[int, list[torch.nn.Parameter]] = defaultdict(list)
-        for n, p in named:
-            by_depth[layer_depth(n, layers)].append(p)
-        groups = [
-            {"params": ps, "lr": hp.learning_rate * hp.layer_decay ** (layers + 1 - depth)} for depth, ps in sorted(by_depth.items())
-        ]
-    return groups + ([{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else [])
+    rest = [p for p in model.parameters() if id(p) not in own]
+    return [{"params": rest}] + ([{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else [])
 
 
 def fit(

@@ -18,6 +18,9 @@ from .config import Config, ConfigError, config_from_dict
 
 # Keys a refit may differ from its reference in: where runs go and how often they checkpoint.
 FREE_KEYS = {"refit", "output", "checkpoint_steps", "mixed_precision"}
+# Settings removed after they were measured not to pay (BENCHMARKS.md), with the value that left
+# them off: a run trained before the removal with that value ran what the code now does.
+RETIRED = {"ner": {"crf": False, "label_smoothing": 0.0, "layer_decay": None}}
 
 
 def load_reference(config: Config) -> dict[str, Any]:
@@ -29,13 +32,23 @@ def load_reference(config: Config) -> dict[str, Any]:
     if reference.get("config", {}).get("refit"):
         raise ConfigError(f"refit: {config.refit} is itself a refit run; name the run trained on train alone")
     # Rebuilt through the config loader, so keys added to the code since that run count as their defaults.
-    theirs, ours = config_from_dict(reference.get("config", {}), settings_file).to_dict(), config.to_dict()
+    # Keys removed since, where the run left them off, are dropped (RETIRED).
+    theirs, ours = config_from_dict(without_retired(reference.get("config", {})), settings_file).to_dict(), config.to_dict()
     differ = sorted(k for k in set(theirs) | set(ours) if k not in FREE_KEYS and theirs.get(k) != ours.get(k))
     if differ:
         raise ConfigError(f"refit: {config.refit} was trained with another config (it differs in {', '.join(differ)})")
     if "calibration" not in reference:
         raise ConfigError(f"refit: {config.refit} holds no calibration to reuse")
     return reference
+
+
+def without_retired(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored config without the RETIRED settings it left off."""
+    kept = dict(config)
+    for section, off in RETIRED.items():
+        if isinstance(config.get(section), dict):
+            kept[section] = {k: v for k, v in config[section].items() if not (k in off and v == off[k])}
+    return kept
 
 
 def best_epoch(reference: dict[str, Any], part: str) -> int:
