@@ -8,9 +8,8 @@ encoder travels in shards over several calls to the same warm machine, one folde
                      (pK/encoder/), packed so that call K, carrying pK, fits the limit
 
 Each call should `ls .device` to see that the earlier parts are still there: a machine idle for
-about 30 s goes back, and a fresh one starts bare. The last call links the parts together:
-`mkdir -p .device/encoder && ln -sf $PWD/.device/p*/encoder/* .device/encoder/`, then runs the
-sweep with ENCODER=.device/encoder DATA_ROOT=.device/p1/data USE_HUB_KERNELS=0.
+about 30 s goes back, and a fresh one starts bare. The last call runs the sweep, which links the
+parts into .device/encoder and names any shard that did not arrive.
 
 Usage: python benchmarks/device_prepare.py [--encoder mpnet] [--corpus conll2003]
 """
@@ -51,14 +50,17 @@ def pip(*args: str) -> None:
 def fetch_wheels(target: Path) -> None:
     """Wheels for the GPU image's Python (3.12), at the versions this environment runs."""
     shutil.rmtree(target, ignore_errors=True)
-    pins = [f"{name}=={metadata.version(name)}" for name in WHEELS]
-    pip("download", "--no-deps", *PLATFORM, "-d", str(target), *pins)
-    pip("wheel", "--no-deps", "-w", str(target), *[f"{name}=={metadata.version(name)}" for name in BUILT_WHEELS])
+    def pins(names: list[str]) -> list[str]:
+        return [f"{name}=={metadata.version(name)}" for name in names]
+
+    pip("download", "--no-deps", *PLATFORM, "-d", str(target), *pins(WHEELS))
+    pip("wheel", "--no-deps", "-w", str(target), *pins(BUILT_WHEELS))
 
 
 def fp16_shards(encoder: str, target: Path) -> list[Path]:
-    """The encoder as fp16 safetensors in shards of about 6 MB (fine grains pack the calls tightly), with its config and tokenizer
-    files. Training loads it back in fp32 (train_ner.py), so only the rounding to fp16 differs."""
+    """The encoder as fp16 safetensors in shards of about 6 MB (fine grains pack the calls tightly),
+    with its config and tokenizer files. Training loads it back in fp32 (train_ner.py), so only the
+    rounding to fp16 differs."""
     import torch
     from transformers import AutoModel
 
