@@ -1,4 +1,4 @@
-"""Prepare the git-ignored folders a lent GPU needs for benchmarks/device_conll2003.sh.
+"""Prepare the git-ignored folders a lent GPU needs for the benchmarks/device_*.sh scripts.
 
 A device call carries at most 64 MiB, the working tree included, and MPNet in fp16 is 219 MB: the
 encoder travels in shards over several calls to the same warm machine, one folder per call.
@@ -11,7 +11,7 @@ Each call should `ls .device` to see that the earlier parts are still there: a m
 about 30 s goes back, and a fresh one starts bare. The last call runs the sweep, which links the
 parts into .device/encoder and names any shard that did not arrive.
 
-Usage: python benchmarks/device_prepare.py [--encoder mpnet] [--corpus conll2003]
+Usage: python benchmarks/device_prepare.py [--encoder mpnet] [--corpus conll2003 [raw_news/bbc ...]]
 """
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ def main() -> None:
         shutil.copytree((args.data_root or shared_data_dir()) / corpus, device / "p1" / "data" / corpus)
     capacity = CALL_LIMIT - tree_bytes() - MARGIN
     loads = [size(wheels) + size(device / "p1")]
+    if loads[0] > capacity:
+        raise SystemExit(f"the wheels and corpora take {loads[0]} bytes, more than call 1 carries ({capacity}): carry fewer corpora")
     with tempfile.TemporaryDirectory() as tmp:
         for shard in sorted(fp16_shards(args.encoder, Path(tmp)), key=lambda f: -f.stat().st_size):
             bytes_ = shard.stat().st_size

@@ -89,3 +89,23 @@ def test_training_with_a_teacher_and_unannotated_texts(tiny_run: Path, tiny_conf
     missing = [*args, "--set", f"ner.distill.teacher={tiny_run}", "--set", "ner.distill.unlabeled=tiny/nope.json"]
     assert training_main(missing) != 0
     assert "ner.distill.unlabeled: no such file" in capsys.readouterr().err
+
+
+def test_an_ensemble_teaches_from_a_folder_of_raw_articles(tiny_run: Path, tiny_config: Path, tmp_path: Path, capsys):
+    """The teacher may be an ensemble run, and the unannotated texts raw .txt articles (format text)."""
+    shutil.copytree(tiny_run, tmp_path / "member", ignore=shutil.ignore_patterns("distill-cache"))
+    teacher = tmp_path / "teacher"
+    assert training_main(["ensemble", "--members", str(tiny_run), str(tmp_path / "member"), "--output", str(teacher)]) == 0
+    texts = tmp_path / "articles"
+    (texts / "world").mkdir(parents=True)
+    (texts / "world" / "1.txt").write_text("John Smith flew to Paris. He met Acme Corp there.\n", encoding="utf-8")
+    (texts / "2.txt").write_text("Mary Jones works in Boston.", encoding="utf-8")
+    (texts / "latin1.txt").write_bytes("Prices rose by \xa35.".encode("latin-1"))
+    out = tmp_path / "student"
+    overrides = [f"ner.distill.teacher={teacher}", f"ner.distill.unlabeled={texts}", "ner.distill.unlabeled_format=text",
+                 "ner.distill.unlabeled_sentences=3", "relations=null"]
+    args = ["train", "--config", str(tiny_config), "--output", str(out)]
+    assert training_main([*args, *[x for o in overrides for x in ("--set", o)]]) == 0
+    assert "latin1.txt:1: invalid UTF-8 byte 0xa3: file left out" in capsys.readouterr().err
+    assert len(list((teacher / "distill-cache").iterdir())) == 1  # the ensemble answered for the texts
+    assert NewsExtractor.from_pretrained(out, device="cpu").extract("John Smith lives in Paris.").text

@@ -360,3 +360,23 @@ def test_real_corpora_match_the_data_readme() -> None:
     assert (len(conll04), sum(len(d.entities) for d in conll04), sum(len(d.relations) for d in conll04)) == (288, 1079, 422)
     crossre = read_documents(DATA / "crossre_news" / "news-test.json", "crossre")
     assert (len(crossre), sum(len(d.entities) for d in crossre), sum(len(d.relations) for d in crossre)) == (400, 856, 396)
+
+
+# ---- raw text (no annotations) ---------------------------------------------------------------
+
+def test_text_folder_reads_articles_with_sentences_and_names_unreadable_files(tmp_path: Path, capsys) -> None:
+    (tmp_path / "news" / "sport").mkdir(parents=True)
+    write(tmp_path, "news/sport/002.txt", "Zoë won in Doha. Mr. Smith lost.\n")
+    write(tmp_path, "news/001.txt", "A headline\nThe body.")
+    write(tmp_path, "news/notes.md", "not an article")
+    write(tmp_path, "news/bad.txt", b"caf\xe9")
+    docs = read_documents(tmp_path / "news", "text")
+    assert [d.id for d in docs] == ["001.txt", "sport/002.txt"]
+    assert [[d.text[s:e] for s, e in d.sentences] for d in docs] == [["A headline", "The body."],
+                                                                       ["Zoë won in Doha.", "Mr. Smith lost."]]
+    assert all(not d.entities for d in docs)
+    assert "bad.txt:1: invalid UTF-8 byte 0xe9: file left out" in capsys.readouterr().err
+    assert [d.id for d in read_documents(tmp_path / "news" / "001.txt", "text")] == ["001.txt"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty: a folder without readable .txt files"):
+        read_documents(tmp_path / "empty", "text")

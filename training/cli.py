@@ -19,7 +19,7 @@ from .config import ConfigError, load_config
 from .corpora import DataMissing, data_root
 from .evaluate import evaluate_run, format_report, write_json
 from .model_card import write_model_card
-from .readers import FORMATS, ReaderError, read_documents
+from .readers import ANNOTATED_FORMATS, ReaderError, read_documents
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     e = commands.add_parser("evaluate", help="score a run on annotated data (default: its config's test split)")
     e.add_argument("--model", required=True, type=Path, help="run directory")
     e.add_argument("--data", type=Path, help="corpus file (default: the test split the run was configured with)")
-    e.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
+    e.add_argument("--format", choices=ANNOTATED_FORMATS, help="format of --data (default: the run's)")
     e.add_argument("--level", choices=["sentence", "article", "both"], default="both",
                    help="feed sentences, whole articles, or both (article level needs multi-sentence documents)")
     e.add_argument("--label-map", metavar="FROM=TO,...",
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                               "copies its reference run's again, as dev is its training data)")
     c.add_argument("--model", required=True, type=Path, help="run directory")
     c.add_argument("--data", type=Path, help="corpus file (default: the dev split the run was configured with)")
-    c.add_argument("--format", choices=FORMATS, help="format of --data (default: the run's)")
+    c.add_argument("--format", choices=ANNOTATED_FORMATS, help="format of --data (default: the run's)")
     c.add_argument("--target-precision", type=float, metavar="P",
                    help="per-type thresholds reach this dev precision (default: the run's config, else 0.9)")
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from .readers import ANNOTATED_FORMATS, FORMATS
+
 
 class ConfigError(ValueError):
     """An invalid config; the message names the file and line."""
@@ -24,7 +26,7 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the corpus is. Relative split paths are read under `root`."""
 
-    format: str = field(metadata={"choices": ("conll2003", "spert", "crossre", "jsonl")})
+    format: str = field(metadata={"choices": ANNOTATED_FORMATS})
     train: str
     dev: str
     test: str
@@ -62,9 +64,10 @@ class DistillConfig:
     teacher: str  # run directory whose NER model (same entity types) teaches this one
     weight: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # share of the loss from the teacher
     # Extra texts that only the teacher labels: a corpus file read under data.root (its
-    # annotations, if any, are ignored), and how many of its sentences to sample.
+    # annotations, if any, are ignored; format `text`: a folder of raw .txt articles), and how
+    # many of its sentences to sample.
     unlabeled: str | None = None
-    unlabeled_format: str = field(default="conll2003", metadata={"choices": ("conll2003", "spert", "crossre", "jsonl")})
+    unlabeled_format: str = field(default="conll2003", metadata={"choices": FORMATS})
     unlabeled_sentences: int = field(default=2000, metadata={"min": 1})
 
 

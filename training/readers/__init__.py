@@ -11,7 +11,8 @@ from pathlib import Path
 
 from inference.schema import Document
 
-FORMATS = ("conll2003", "spert", "crossre", "jsonl")
+ANNOTATED_FORMATS = ("conll2003", "spert", "crossre", "jsonl")
+FORMATS = (*ANNOTATED_FORMATS, "text")  # text: raw articles, no annotations (training/readers/text.py)
 
 
 class ReaderError(ValueError):
@@ -84,7 +85,7 @@ def expect_str(value: object, what: str) -> str:
 
 
 def read_documents(path: str | Path, format: str) -> list[Document]:
-    """Read the corpus file `path` written in `format` (one of FORMATS)."""
+    """Read the corpus file (or, for `text`, folder) `path` written in `format` (one of FORMATS)."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of: {', '.join(FORMATS)}")
     return importlib.import_module(f"{__name__}.{format}").read(Path(path))

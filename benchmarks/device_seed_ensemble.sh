@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Final figures of one recipe on a lent GPU, which cannot bring its MPNet models back (a call
+# returns at most 64 MiB): seeds trained on train alone (runs/ref_sN), the ensemble of those
+# (runs/ens_ref, calibrated on dev), their refits on train + dev (runs/refit_sN) and the ensemble of
+# the refits (runs/ens_refit, with the calibration of ens_ref), each scored on the test split.
+# With STUDENT set, one more run trains on train alone beside the refits (runs/student, the first
+# seed), taught by ens_ref. A seed whose dev F1 stayed 0 (a collapsed run) is left out of the
+# ensembles and refits. Environment as benchmarks/device_env.sh says, plus
+#   SEEDS    seeds, space-separated (default "13 14 15")
+#   STUDENT  KEY=VALUE,... added to the recipe for the student, e.g.
+#            ner.distill.unlabeled=raw_news/bbc,ner.distill.unlabeled_format=text
+# Usage: benchmarks/device_seed_ensemble.sh KEY=VALUE,...   (the recipe: --set values for every run)
+set -uo pipefail
+here=$(dirname "$0")
+source "$here/device_env.sh" || exit 1
+recipe=$1
+read -ra seeds <<< "${SEEDS:-13 14 15}"
+(while sleep 20; do pack; done) &
+packer=$!
+stage() { echo "$(date -u +%T) $*" | tee -a "$work/summary.txt"; }
+
+ensemble() {  # NAME [--refit-of RUN] MEMBER...: build, calibrate and score an ensemble run
+  local name=$1; shift
+  local refit_of=(); [ "$1" = --refit-of ] && { refit_of=(--refit-of "$2"); shift 2; }
+  python3 -m training ensemble --members "$@" --output "runs/$name" "${refit_of[@]}" > "$work/$name.log" 2>&1 &&
+  python3 -m training evaluate --model "runs/$name" --out "$work/$name.json" "${evaluate_args[@]}" >> "$work/$name.log" 2>&1
+  stage "$name: exit $?"
+}
+
+stage "references: seeds ${seeds[*]}"
+bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:$recipe,seed=$s"; done)
+kept=()
+for s in "${seeds[@]}"; do
+  python3 -c "import json, sys; sys.exit(json.load(open('runs/ref_s$s/extractor.json'))['training']['ner']['best_dev'] <= 0)" \
+    2>/dev/null && kept+=("$s") || stage "ref_s$s left out: no run, or dev F1 0 (collapsed)"
+done
+[ ${#kept[@]} -ge 2 ] || { stage "fewer than two usable seeds"; kill "$packer"; pack; exit 1; }
+ensemble ens_ref $(for s in "${kept[@]}"; do echo "runs/ref_s$s"; done)
+
+stage "refits of seeds ${kept[*]}${STUDENT:+, and the student}"
+variants=($(for s in "${kept[@]}"; do echo "refit_s$s:$recipe,seed=$s,refit=runs/ref_s$s"; done))
+[ -n "${STUDENT:-}" ] && variants+=("student:$recipe,seed=${seeds[0]},ner.distill.teacher=runs/ens_ref,$STUDENT")
+bash "$here/device_conll2003.sh" "${variants[@]}"
+ensemble ens_refit --refit-of runs/ens_ref $(for s in "${kept[@]}"; do echo "runs/refit_s$s"; done)
+kill "$packer"
+pack
+python3 -c "
+import glob, json
+for f in sorted(glob.glob('$work/*.json')):
+    print(f.rsplit('/', 1)[1], 'test F1', round(json.load(open(f))['ner']['micro']['f1'], 4))"
