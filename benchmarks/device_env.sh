@@ -19,12 +19,12 @@ index = pathlib.Path('.device/encoder/model.safetensors.index.json')
 missing = sorted({f for f in json.loads(index.read_text())['weight_map'].values()} - {p.name for p in index.parent.iterdir()})
 sys.exit(f'encoder shards missing (was the machine given back between calls?): {missing}' if missing else 0)" || return 1
 fi
+export PYTHONPATH=/tmp/site:$PWD
 if [ ! -e /tmp/site/.installed ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || return 1
-  touch /tmp/site/.installed
   python3 -c "import torch, transformers, datasets, accelerate, seqeval, pyarrow; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, torch.cuda.get_device_name(0))" || return 1
+  touch /tmp/site/.installed
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 fi
-export PYTHONPATH=/tmp/site:$PWD
 # A temporary name of this process's own, then a rename: packers of nested scripts never mix their writes.
 pack() { tar -czf "$OUT/.results.$BASHPID.tgz" -C "$work" . && mv -f "$OUT/.results.$BASHPID.tgz" "$OUT/results.tgz"; }
