@@ -67,22 +67,26 @@ class Row:
 
 
 def load_articles(folder: Path, n: int) -> list[str]:
-    """`n` articles (title line and body) taken in turn from each category folder, in file order."""
+    """`n` articles (title line and body) taken in turn from each category folder, in file order;
+    read as the `text` corpus format reads them (a file that is not UTF-8 is left out, with a warning)."""
+    from training.readers import read_documents
+
     if n < 1:
         raise ValueError(f"--articles must be at least 1, got {n}")
-    categories = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    files = [sorted(c.glob("*.txt")) for c in categories]
-    if not any(files):
+    try:
+        documents = read_documents(folder, "text") if folder.is_dir() else []
+    except ValueError:  # no readable .txt files
+        documents = []
+    categories: dict[str, list[str]] = {}
+    for doc in documents:
+        if "/" in doc.id:
+            categories.setdefault(doc.id.split("/", 1)[0], []).append(doc.text)
+    if not categories:
         raise ValueError(f"{folder}: no articles (expected CATEGORY/NNN.txt files; set --data or NEWS_DATA_DIR)")
-    chosen = _round_robin(files)
+    chosen = [g[k] for k in range(max(map(len, categories.values()))) for g in categories.values() if k < len(g)]
     if len(chosen) < n:
         raise ValueError(f"{folder}: {len(chosen)} articles, fewer than the {n} asked for")
-    return [p.read_text(encoding="utf-8") for p in chosen[:n]]
-
-
-def _round_robin(groups: list[list[Path]]) -> list[Path]:
-    """First of each group, then second of each, ...: every category from the start."""
-    return [g[k] for k in range(max(map(len, groups))) for g in groups if k < len(g)]
+    return chosen[:n]
 
 
 def _set_threads(threads: int) -> None:

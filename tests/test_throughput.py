@@ -47,3 +47,14 @@ def test_bad_input_is_a_clear_error(throughput, tiny_run: Path, bbc: Path, capsy
     assert throughput.main(["--model", str(bbc), "--data", str(bbc), "--articles", "3"]) == 2
     with pytest.raises(SystemExit):
         throughput.main(["--model", str(tiny_run), "--backend", "tensorrt"])
+
+
+def test_articles_are_taken_in_turn_and_unreadable_ones_left_out(throughput, bbc: Path, capsys):
+    (bbc / "business" / "002.txt").write_text("Second business story", encoding="utf-8")
+    (bbc / "politics" / "002.txt").write_bytes("Budget of \xa35bn".encode("latin-1"))
+    texts = throughput.load_articles(bbc, 4)
+    assert texts == [ARTICLES["business/001.txt"], ARTICLES["politics/001.txt"], ARTICLES["sports/001.txt"],
+                     "Second business story"]
+    assert "politics/002.txt:1: invalid UTF-8 byte 0xa3: file left out" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="4 articles, fewer than the 5"):
+        throughput.load_articles(bbc, 5)
