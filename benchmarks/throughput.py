@@ -312,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.model / "ner")
     tokens = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"])
     info = machine()
+    if args.device == "cuda":
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(0)
     rows = plan(args.backend)
     with tempfile.TemporaryDirectory() as work:
         try:
