@@ -131,9 +131,44 @@ def test_viterbi_keeps_entities_whole_and_valid():
     start, allowed = iob2_transitions(labels)
     # Greedy would read B-Org I-Peop I-Org: three entities of two types out of one name.
     probs = np.stack([row(B_Org=0.6, B_Peop=0.3), row(I_Peop=0.5, I_Org=0.4), row(I_Org=0.9)])
-    assert [labels[i] for i in viterbi(probs, start, allowed)] == ["B-Org", "I-Org", "I-Org"]
+    assert [labels[i] for i in viterbi([probs], start, allowed)[0]] == ["B-Org", "I-Org", "I-Org"]
     # A text may not open with I-; a valid greedy path is returned unchanged.
-    assert [labels[i] for i in viterbi(np.stack([row(I_Org=0.6, B_Org=0.3), row(O=0.9)]), start, allowed)] == ["B-Org", "O"]
+    assert [labels[i] for i in viterbi([np.stack([row(I_Org=0.6, B_Org=0.3), row(O=0.9)])], start, allowed)[0]] == ["B-Org", "O"]
     valid = np.stack([row(B_Peop=0.9), row(I_Peop=0.9), row(O=0.9)])
-    assert viterbi(valid, start, allowed) == valid.argmax(-1).tolist()
-    assert viterbi(np.zeros((0, len(labels))), start, allowed) == []
+    assert viterbi([valid], start, allowed) == [valid.argmax(-1).tolist()]
+    assert viterbi([np.zeros((0, len(labels)))], start, allowed) == [[]]
+
+
+def test_viterbi_over_many_texts_equals_one_text_at_a_time():
+    """Texts decoded together, in groups padded to the longest, get the paths of the plain
+    dynamic programme run on each alone (ties included: many rows repeat their values)."""
+    import numpy as np
+
+    from inference.ner import iob2_transitions, viterbi
+
+    labels = bio_labels(["LOC", "MISC", "ORG", "PER"])
+    start, allowed = iob2_transitions(labels)
+
+    def alone(probs: np.ndarray) -> list[int]:
+        log_p = np.log(np.clip(probs, 1e-12, None))
+        penalty = np.where(allowed, 0.0, -np.inf)
+        score, back = np.where(start, log_p[0], -np.inf), np.zeros(probs.shape, dtype=np.int64)
+        for w in range(1, len(probs)):
+            total = score[:, None] + penalty
+            back[w], score = total.argmax(0), total.max(0) + log_p[w]
+        path = [int(score.argmax())]
+        for w in range(len(probs) - 1, 0, -1):
+            path.append(int(back[w, path[-1]]))
+        return path[::-1]
+
+    rng = np.random.default_rng(0)
+    texts = []
+    for n in rng.integers(0, 60, size=150):
+        logits = rng.normal(size=(n, len(labels))).astype(np.float32) * 3
+        if n > 3:
+            logits[n // 2] = 1.0  # a row of ties
+        z = np.exp(logits - logits.max(-1, keepdims=True)) if n else logits
+        texts.append(z / z.sum(-1, keepdims=True) if n else z)
+    paths = viterbi(texts, start, allowed, group=16)
+    assert sum(1 for p in texts if len(p) and not (start[p.argmax(-1)[0]] and allowed[p.argmax(-1)[:-1], p.argmax(-1)[1:]].all())) > 50
+    assert paths == [alone(p) if len(p) else [] for p in texts]
