@@ -90,15 +90,16 @@ def iob2_transitions(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return start, allowed
 
 
-def viterbi(texts: list[np.ndarray], start: np.ndarray, allowed: np.ndarray, group: int = 64) -> list[list[int]]:
+def viterbi(texts: list[np.ndarray], start: np.ndarray, allowed: np.ndarray, budget: int = 1 << 15) -> list[list[int]]:
     """Per text, the most probable valid IOB2 tag sequence, given its (words x labels) probabilities.
 
     Constraints only forbid, so where the per-word argmax is valid it is the answer. The texts
-    whose greedy path breaks a constraint are decoded together, `group` texts of similar length
-    at a time, so the dynamic programme's step over a word is one NumPy call for the group: one
-    text at a time it cost 1.4 ms an article, a quarter of the Python around the forward passes,
-    which bounds throughput on a GPU (BENCHMARKS.md). Shorter texts of a group are padded with a
-    tag that may follow any tag and itself (O), at probability 1, which changes no text's path.
+    whose greedy path breaks a constraint are decoded together, in groups of similar length
+    padded to at most `budget` words in all (about 64 news articles; a longer text alone), so the
+    dynamic programme's step over a word is one NumPy call for the group: one text at a time it
+    cost 1.4 ms an article, a quarter of the Python around the forward passes, which bounds
+    throughput on a GPU (BENCHMARKS.md). Shorter texts of a group are padded with a tag that may
+    follow any tag and itself (O), at probability 1, which changes no text's path.
     """
     paths: list[list[int]] = [[] for _ in texts]
     broken = []
@@ -115,8 +116,12 @@ def viterbi(texts: list[np.ndarray], start: np.ndarray, allowed: np.ndarray, gro
     free = next(j for j in range(len(start)) if allowed[:, j].all() and allowed[j, j])
     penalty = np.where(allowed, 0.0, -np.inf)
     broken.sort(key=lambda i: len(texts[i]))
-    for g in range(0, len(broken), group):
-        members = broken[g : g + group]
+    g = 0
+    while g < len(broken):
+        size = 1  # the last member is the longest: grow the group while its padded block fits
+        while g + size < len(broken) and (size + 1) * len(texts[broken[g + size]]) <= budget:
+            size += 1
+        members, g = broken[g : g + size], g + size
         length = len(texts[members[-1]])
         log_p = np.full((len(members), length, len(start)), -np.inf, dtype=np.float32)
         log_p[:, :, free] = 0.0
