@@ -370,6 +370,7 @@ def test_text_folder_reads_articles_with_sentences_and_names_unreadable_files(tm
     write(tmp_path, "news/001.txt", "A headline\nThe body.")
     write(tmp_path, "news/notes.md", "not an article")
     write(tmp_path, "news/bad.txt", b"caf\xe9")
+    (tmp_path / "news" / "folder.txt").mkdir()  # a folder named like an article is not one
     docs = read_documents(tmp_path / "news", "text")
     assert [d.id for d in docs] == ["001.txt", "sport/002.txt"]
     assert [[d.text[s:e] for s, e in d.sentences] for d in docs] == [["A headline", "The body."],

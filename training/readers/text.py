@@ -22,7 +22,7 @@ def read(path: Path) -> list[Document]:
         text = read_text(path)
         return [Document(id=path.name, text=text, sentences=split_sentences(text))]
     documents, skipped = [], []
-    for file in sorted(path.rglob("*.txt")):
+    for file in sorted(f for f in path.rglob("*.txt") if f.is_file()):
         try:
             text = read_text(file)
         except ReaderError as err:
