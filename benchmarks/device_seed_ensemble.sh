@@ -9,6 +9,9 @@
 #   SEEDS    seeds, space-separated (default "13 14 15")
 #   STUDENT  KEY=VALUE,... added to the recipe for the student, e.g.
 #            ner.distill.unlabeled=raw_news/bbc,ner.distill.unlabeled_format=text
+#   STAGE    all (default), references (seeds and their ensemble) or refits (the rest, from the
+#            runs/ref_sN and runs/ens_ref a references call left on the same warm machine): five
+#            or more MPNet seeds need two calls, as one call may run 600 s at most
 # Usage: benchmarks/device_seed_ensemble.sh KEY=VALUE,...   (the recipe: --set values for every run)
 set -uo pipefail
 here=$(dirname "$0")
@@ -27,15 +30,23 @@ ensemble() {  # NAME [--refit-of RUN] MEMBER...: build, calibrate and score an e
   stage "$name: exit $?"
 }
 
-stage "references: seeds ${seeds[*]}"
-bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:$recipe,seed=$s"; done)
+part=${STAGE:-all}
+case $part in all|references|refits) ;; *) echo "STAGE must be all, references or refits, not '$part'" >&2; exit 2 ;; esac
+if [ "$part" != refits ]; then
+  stage "references: seeds ${seeds[*]}"
+  bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:$recipe,seed=$s"; done)
+fi
 kept=()
 for s in "${seeds[@]}"; do
   python3 -c "import json, sys; sys.exit(json.load(open('runs/ref_s$s/extractor.json'))['training']['ner']['best_dev'] <= 0)" \
     2>/dev/null && kept+=("$s") || stage "ref_s$s left out: no run, or dev F1 0 (collapsed)"
 done
 [ ${#kept[@]} -ge 2 ] || { stage "fewer than two usable seeds"; kill "$packer"; pack; exit 1; }
-ensemble ens_ref $(for s in "${kept[@]}"; do echo "runs/ref_s$s"; done)
+if [ "$part" != refits ]; then
+  ensemble ens_ref $(for s in "${kept[@]}"; do echo "runs/ref_s$s"; done)
+fi
+[ -e runs/ens_ref/extractor.json ] || { stage "no runs/ens_ref: run STAGE=references first"; kill "$packer"; pack; exit 1; }
+if [ "$part" = references ]; then kill "$packer"; pack; exit 0; fi
 
 stage "refits of seeds ${kept[*]}${STUDENT:+, and the student}"
 variants=($(for s in "${kept[@]}"; do echo "refit_s$s:$recipe,seed=$s,refit=runs/ref_s$s"; done))
