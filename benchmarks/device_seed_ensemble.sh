@@ -4,11 +4,13 @@
 # (runs/ens_ref, calibrated on dev), their refits on train + dev (runs/refit_sN) and the ensemble of
 # the refits (runs/ens_refit, with the calibration of ens_ref), each scored on the test split.
 # With STUDENT set, one more run trains on train alone beside the refits (runs/student, the first
-# seed), taught by ens_ref. A seed whose dev F1 stayed 0 (a collapsed run) is left out of the
-# ensembles and refits. Environment as benchmarks/device_env.sh says, plus
+# seed), taught by ens_ref. A seed whose best dev F1 is 0, or more than DEV_MARGIN below the best
+# seed's (a run that collapsed), is left out of the ensembles and refits. Environment as
+# benchmarks/device_env.sh says, plus
 #   SEEDS    seeds, space-separated (default "13 14 15")
 #   STUDENT  KEY=VALUE,... added to the recipe for the student, e.g.
 #            ner.distill.unlabeled=raw_news/bbc,ner.distill.unlabeled_format=text
+#   DEV_MARGIN  dev F1 below the best seed's that leaves a seed out (default 0.02)
 #   STAGE    all (default), references (seeds and their ensemble) or refits (the rest, from the
 #            runs/ref_sN and runs/ens_ref a references call left on the same warm machine): five
 #            or more MPNet seeds need two calls, as one call may run 600 s at most
@@ -36,11 +38,25 @@ if [ "$part" != refits ]; then
   stage "references: seeds ${seeds[*]}"
   bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:$recipe,seed=$s"; done)
 fi
-kept=()
-for s in "${seeds[@]}"; do
-  python3 -c "import json, sys; sys.exit(json.load(open('runs/ref_s$s/extractor.json'))['training']['ner']['best_dev'] <= 0)" \
-    2>/dev/null && kept+=("$s") || stage "ref_s$s left out: no run, or dev F1 0 (collapsed)"
-done
+# Seeds kept for the ensembles and refits, chosen on dev alone: a run that collapsed (dev F1 0) or
+# collapsed after a good first epoch (the best dev F1 more than DEV_MARGIN below the best seed's)
+# would drag an ensemble down.
+read -ra kept < <(python3 - "${DEV_MARGIN:-0.02}" "${seeds[@]}" 2> >(tee -a "$work/summary.txt" >&2) <<'PY'
+import json, sys
+margin, seeds = float(sys.argv[1]), sys.argv[2:]
+dev = {}
+for s in seeds:
+    try:
+        dev[s] = json.load(open(f"runs/ref_s{s}/extractor.json"))["training"]["ner"]["best_dev"]
+    except (OSError, KeyError, ValueError):
+        print(f"ref_s{s} left out: no finished run", file=sys.stderr)
+best = max(dev.values(), default=0.0)
+for s, f1 in dev.items():
+    if f1 <= 0 or f1 < best - margin:
+        print(f"ref_s{s} left out: best dev F1 {f1:.4f}, the best seed's {best:.4f} (DEV_MARGIN {margin})", file=sys.stderr)
+print(" ".join(s for s, f1 in dev.items() if f1 > 0 and f1 >= best - margin))
+PY
+)
 [ ${#kept[@]} -ge 2 ] || { stage "fewer than two usable seeds"; kill "$packer"; pack; exit 1; }
 if [ "$part" != refits ]; then
   ensemble ens_ref $(for s in "${kept[@]}"; do echo "runs/ref_s$s"; done)
