@@ -55,9 +55,6 @@ class OptimConfig:
     # table starts at zero (or as copies of one token-type row), and at the encoder's rate
     # MPNet's shape rows ended at 2-7% of a word embedding's norm.
     casing_learning_rate: float | None = field(default=None, metadata={"min": 0.0})
-    # Clip the gradient's global norm before each step (null: no clipping, which every figure in
-    # BENCHMARKS.md before 2026-12-04 used; the Trainer's default is 1.0).
-    max_grad_norm: float | None = field(default=None, metadata={"min": 1e-6})
 
 
 @dataclass

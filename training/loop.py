@@ -125,8 +125,6 @@ def fit(
         for batch in batches:
             loss = wrapped(**batch).loss
             accelerator.backward(loss)
-            if hp.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(wrapped.parameters(), hp.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
