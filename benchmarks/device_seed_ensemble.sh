@@ -16,6 +16,8 @@
 #            or more MPNet seeds need two calls, as one call may run 600 s at most
 # Usage: benchmarks/device_seed_ensemble.sh KEY=VALUE,...   (the recipe: --set values for every run)
 set -uo pipefail
+part=${STAGE:-all}
+case $part in all|references|refits) ;; *) echo "STAGE must be all, references or refits, not '$part'" >&2; exit 2 ;; esac
 here=$(dirname "$0")
 source "$here/device_env.sh" || exit 1
 recipe=$1
@@ -32,8 +34,6 @@ ensemble() {  # NAME [--refit-of RUN] MEMBER...: build, calibrate and score an e
   stage "$name: exit $?"
 }
 
-part=${STAGE:-all}
-case $part in all|references|refits) ;; *) echo "STAGE must be all, references or refits, not '$part'" >&2; exit 2 ;; esac
 if [ "$part" != refits ]; then
   stage "references: seeds ${seeds[*]}"
   bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:$recipe,seed=$s"; done)
