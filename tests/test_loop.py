@@ -1,4 +1,5 @@
-"""The training loop refuses a diverged loss and warns about a model that finds nothing on dev."""
+"""The training loop refuses a diverged loss and warns about a run that collapsed on dev (finds
+nothing there, from the start or after a better epoch)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -24,11 +25,13 @@ class Scaled(torch.nn.Module):
         return SimpleNamespace(loss=(self.weight * x).sum() * self.factor)
 
 
-def run(factor: float, dev_f1: float) -> None:
+def run(factor: float, dev_f1: float | list[float]) -> None:
+    """Two epochs (or one per score in `dev_f1`), each scoring the next dev F1."""
+    scores = iter(dev_f1 if isinstance(dev_f1, list) else [dev_f1] * 2)
     data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
     collate = lambda rows: {"x": torch.ones(len(rows))}  # noqa: E731
-    hp = OptimConfig(epochs=2, batch_size=4, learning_rate=0.1, patience=5)
-    fit(Accelerator(cpu=True), Scaled(factor), data, collate, hp, seed=1, desc="NER", dev_score=lambda m: dev_f1)
+    hp = OptimConfig(epochs=len(dev_f1) if isinstance(dev_f1, list) else 2, batch_size=4, learning_rate=0.1, patience=5)
+    fit(Accelerator(cpu=True), Scaled(factor), data, collate, hp, seed=1, desc="NER", dev_score=lambda m: next(scores))
 
 
 def test_a_nan_loss_stops_training_with_where_and_why():
@@ -40,4 +43,13 @@ def test_a_model_that_never_scores_on_dev_is_reported(capsys: pytest.CaptureFixt
     run(1.0, dev_f1=0.0)
     assert "warning: NER: dev F1 was 0 after every epoch" in capsys.readouterr().err
     run(1.0, dev_f1=0.3)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_collapse_after_a_good_epoch_is_reported(capsys: pytest.CaptureFixture[str]):
+    run(1.0, dev_f1=[0.85, 0.0, 0.0])
+    err = capsys.readouterr().err
+    assert "warning: NER: dev F1 fell to 0 at epoch 2 after 0.8500 at epoch 1" in err
+    assert "the epoch-1 model is kept" in err and "warmup_ratio 0.1" in err
+    run(1.0, dev_f1=[0.85, 0.80, 0.90])  # a dip that is not a collapse
     assert "warning" not in capsys.readouterr().err

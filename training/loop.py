@@ -66,6 +66,26 @@ def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, 
     return [{"params": rest}] + ([{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else [])
 
 
+def warn_collapse(desc: str, history: list[dict], hp: OptimConfig) -> None:
+    """Say on stderr when dev F1 shows a collapse: 0 after every epoch, or 0 after a better epoch.
+
+    Not an error: tiny smoke runs legitimately find nothing. On real data it is a collapse (MPNet
+    runs at 1e-4 and 1.5e-4 tagged everything O, from the start or after a good first epoch), which
+    must not pass unnoticed: the best epoch is kept, but it may be one epoch of a planned five."""
+    scores = [(h["epoch"], h["dev_f1"]) for h in history]
+    best_epoch, best = max(scores, key=lambda es: es[1], default=(0, 0.0))
+    advice = (f"learning_rate {hp.learning_rate}, warmup_ratio {hp.warmup_ratio}: try a lower rate or a longer "
+              "warmup (BENCHMARKS.md, 'Why MPNet collapses')")
+    if best <= 0.0:
+        print(f"warning: {desc}: dev F1 was 0 after every epoch: the model finds none of the dev split's gold "
+              f"items; with real data, training collapsed ({advice})", file=sys.stderr)
+        return
+    fell = [epoch for epoch, f1 in scores if epoch > best_epoch and f1 <= 0.0]
+    if fell:
+        print(f"warning: {desc}: dev F1 fell to 0 at epoch {fell[0]} after {best:.4f} at epoch {best_epoch}: "
+              f"training collapsed; the epoch-{best_epoch} model is kept ({advice})", file=sys.stderr)
+
+
 def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -170,10 +190,6 @@ def fit(
     progress.close()
     if dev_score is not None:
         model.load_state_dict(best_state)
-        if state.best <= 0.0 and accelerator.is_main_process:
-            # Not an error: tiny smoke runs legitimately find nothing. On real data it is a collapse
-            # (an MPNet run at 1.5e-4 tagged everything O), which must not pass unnoticed.
-            print(f"warning: {desc}: dev F1 was 0 after every epoch: the model finds none of the dev split's gold "
-                  f"items; with real data, training collapsed (learning_rate {hp.learning_rate}: try a lower one)",
-                  file=sys.stderr)
+        if accelerator.is_main_process:
+            warn_collapse(desc, state.history, hp)
     return FitResult(state.history, state.best if dev_score is not None else None, time.perf_counter() - started, len(dataset), str(accelerator.device))
