@@ -40,7 +40,7 @@ def unlabeled_documents(config: Config) -> list[Document]:
         return []
     path = Path(config.data.root) / distill.unlabeled
     if not path.exists():
-        raise DataMissing(f"ner.distill.unlabeled: no such file {path} (read under data.root {config.data.root})")
+        raise DataMissing(f"ner.distill.unlabeled: no such file or folder {path} (read under data.root {config.data.root})")
     sentences = [d for d in sentence_documents(read_documents(path, distill.unlabeled_format)) if d.text.strip()]
     chosen = random.Random(0).sample(sentences, min(distill.unlabeled_sentences, len(sentences)))
     return [Document(id=d.id, text=d.text, entities=[], relations=[]) for d in chosen]
