@@ -14,13 +14,14 @@
 #   STAGE    all (default), references (seeds and their ensemble) or refits (the rest, from the
 #            runs/ref_sN and runs/ens_ref a references call left on the same warm machine): five
 #            or more MPNet seeds need two calls, as one call may run 600 s at most
-# Usage: benchmarks/device_seed_ensemble.sh KEY=VALUE,...   (the recipe: --set values for every run)
+# Usage: benchmarks/device_seed_ensemble.sh [KEY=VALUE,...]   (--set values added to CONFIG for every run;
+#        none where CONFIG is the whole recipe, e.g. configs/conll2003_mpnet.yaml)
 set -uo pipefail
 part=${STAGE:-all}
 case $part in all|references|refits) ;; *) echo "STAGE must be all, references or refits, not '$part'" >&2; exit 2 ;; esac
 here=$(dirname "$0")
 source "$here/device_env.sh" || exit 1
-recipe=$1
+recipe=${1:+$1,}  # with its trailing comma, so that it joins the per-run values
 read -ra seeds <<< "${SEEDS:-13 14 15}"
 (while sleep 20; do pack; done) &
 packer=$!
@@ -36,7 +37,7 @@ ensemble() {  # NAME [--refit-of RUN] MEMBER...: build, calibrate and score an e
 
 if [ "$part" != refits ]; then
   stage "references: seeds ${seeds[*]}"
-  bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:$recipe,seed=$s"; done)
+  bash "$here/device_conll2003.sh" $(for s in "${seeds[@]}"; do echo "ref_s$s:${recipe}seed=$s"; done)
 fi
 # Seeds kept for the ensembles and refits, chosen on dev alone: a run that collapsed (dev F1 0) or
 # collapsed after a good first epoch (the best dev F1 more than DEV_MARGIN below the best seed's)
@@ -65,8 +66,8 @@ fi
 if [ "$part" = references ]; then kill "$packer"; pack; exit 0; fi
 
 stage "refits of seeds ${kept[*]}${STUDENT:+, and the student}"
-variants=($(for s in "${kept[@]}"; do echo "refit_s$s:$recipe,seed=$s,refit=runs/ref_s$s"; done))
-[ -n "${STUDENT:-}" ] && variants+=("student:$recipe,seed=${seeds[0]},ner.distill.teacher=runs/ens_ref,$STUDENT")
+variants=($(for s in "${kept[@]}"; do echo "refit_s$s:${recipe}seed=$s,refit=runs/ref_s$s"; done))
+[ -n "${STUDENT:-}" ] && variants+=("student:${recipe}seed=${seeds[0]},ner.distill.teacher=runs/ens_ref,$STUDENT")
 bash "$here/device_conll2003.sh" "${variants[@]}"
 ensemble ens_refit --refit-of runs/ens_ref $(for s in "${kept[@]}"; do echo "runs/refit_s$s"; done)
 kill "$packer"
