@@ -27,11 +27,12 @@ class Scaled(torch.nn.Module):
 
 def run(factor: float, dev_f1: float | list[float]) -> None:
     """Two epochs (or one per score in `dev_f1`), each scoring the next dev F1."""
-    scores = iter(dev_f1 if isinstance(dev_f1, list) else [dev_f1] * 2)
+    scores = dev_f1 if isinstance(dev_f1, list) else [dev_f1] * 2
     data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
     collate = lambda rows: {"x": torch.ones(len(rows))}  # noqa: E731
-    hp = OptimConfig(epochs=len(dev_f1) if isinstance(dev_f1, list) else 2, batch_size=4, learning_rate=0.1, patience=5)
-    fit(Accelerator(cpu=True), Scaled(factor), data, collate, hp, seed=1, desc="NER", dev_score=lambda m: next(scores))
+    hp = OptimConfig(epochs=len(scores), batch_size=4, learning_rate=0.1, patience=5)
+    remaining = iter(scores)
+    fit(Accelerator(cpu=True), Scaled(factor), data, collate, hp, seed=1, desc="NER", dev_score=lambda m: next(remaining))
 
 
 def test_a_nan_loss_stops_training_with_where_and_why():
