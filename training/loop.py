@@ -66,24 +66,30 @@ def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, 
     return [{"params": rest}] + ([{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else [])
 
 
+def best_epoch(history: list[dict[str, float]]) -> dict[str, float] | None:
+    """The history entry with the best dev F1, the earliest among equals: the epoch whose weights
+    `fit` keeps (None for an empty history)."""
+    return max(history, key=lambda h: (h["dev_f1"], -h["epoch"]), default=None)
+
+
 def warn_collapse(desc: str, history: list[dict], hp: OptimConfig) -> None:
     """Say on stderr when dev F1 shows a collapse: 0 after every epoch, or 0 after a better epoch.
 
     Not an error: tiny smoke runs legitimately find nothing. On real data it is a collapse (MPNet
     runs at 1e-4 and 1.5e-4 tagged everything O, from the start or after a good first epoch), which
     must not pass unnoticed: the best epoch is kept, but it may be one epoch of a planned five."""
-    scores = [(h["epoch"], h["dev_f1"]) for h in history]
-    best_epoch, best = max(scores, key=lambda es: es[1], default=(0, 0.0))
+    peak = best_epoch(history) or {"epoch": 0, "dev_f1": 0.0}
+    best, at = peak["dev_f1"], peak["epoch"]
     advice = (f"learning_rate {hp.learning_rate}, warmup_ratio {hp.warmup_ratio}: try a lower rate or a longer "
               "warmup (BENCHMARKS.md, 'Why MPNet collapses')")
     if best <= 0.0:
         print(f"warning: {desc}: dev F1 was 0 after every epoch: the model finds none of the dev split's gold "
               f"items; with real data, training collapsed ({advice})", file=sys.stderr)
         return
-    fell = [epoch for epoch, f1 in scores if epoch > best_epoch and f1 <= 0.0]
+    fell = [h["epoch"] for h in history if h["epoch"] > at and h["dev_f1"] <= 0.0]
     if fell:
-        print(f"warning: {desc}: dev F1 fell to 0 at epoch {fell[0]} after {best:.4f} at epoch {best_epoch}: "
-              f"training collapsed; the epoch-{best_epoch} model is kept ({advice})", file=sys.stderr)
+        print(f"warning: {desc}: dev F1 fell to 0 at epoch {fell[0]} after {best:.4f} at epoch {at}: "
+              f"training collapsed; the epoch-{at} model is kept ({advice})", file=sys.stderr)
 
 
 def fit(

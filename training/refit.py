@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError, config_from_dict
+from .loop import best_epoch
 
 # Keys a refit may differ from its reference in: where runs go and how often they checkpoint.
 FREE_KEYS = {"refit", "output", "checkpoint_steps", "mixed_precision"}
@@ -51,16 +52,15 @@ def without_retired(config: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def best_epoch(reference: dict[str, Any], part: str) -> int:
-    """The epoch of the reference's best dev score for `part` ("ner" or "relations")."""
-    history = reference["training"][part]["history"]
-    return max(history, key=lambda h: (h["dev_f1"], -h["epoch"]))["epoch"]
+def peak_epoch(reference: dict[str, Any], part: str) -> int:
+    """The epoch of the reference's best dev score for `part` ("ner" or "relations"): the one whose weights it kept."""
+    return best_epoch(reference["training"][part]["history"])["epoch"]
 
 
 def refit_config(config: Config, reference: dict[str, Any]) -> Config:
     """`config` with each model's epochs fixed at the reference's best."""
-    ner = dataclasses.replace(config.ner, epochs=best_epoch(reference, "ner"))
-    relations = config.relations and dataclasses.replace(config.relations, epochs=best_epoch(reference, "relations"))
+    ner = dataclasses.replace(config.ner, epochs=peak_epoch(reference, "ner"))
+    relations = config.relations and dataclasses.replace(config.relations, epochs=peak_epoch(reference, "relations"))
     return dataclasses.replace(config, ner=ner, relations=relations)
 
 
