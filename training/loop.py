@@ -78,17 +78,17 @@ def warn_collapse(desc: str, history: list[dict], hp: OptimConfig) -> None:
     Not an error: tiny smoke runs legitimately find nothing. On real data it is a collapse (MPNet
     runs at 1e-4 and 1.5e-4 tagged everything O, from the start or after a good first epoch), which
     must not pass unnoticed: the best epoch is kept, but it may be one epoch of a planned five."""
-    peak = best_epoch(history) or {"epoch": 0, "dev_f1": 0.0}
-    best, at = peak["dev_f1"], peak["epoch"]
+    peak = best_epoch(history)
     advice = (f"learning_rate {hp.learning_rate}, warmup_ratio {hp.warmup_ratio}: try a lower rate or a longer "
               "warmup (BENCHMARKS.md, 'Why MPNet collapses')")
-    if best <= 0.0:
+    if peak is None or peak["dev_f1"] <= 0.0:
         print(f"warning: {desc}: dev F1 was 0 after every epoch: the model finds none of the dev split's gold "
               f"items; with real data, training collapsed ({advice})", file=sys.stderr)
         return
+    at = peak["epoch"]
     fell = [h["epoch"] for h in history if h["epoch"] > at and h["dev_f1"] <= 0.0]
     if fell:
-        print(f"warning: {desc}: dev F1 fell to 0 at epoch {fell[0]} after {best:.4f} at epoch {at}: "
+        print(f"warning: {desc}: dev F1 fell to 0 at epoch {fell[0]} after {peak['dev_f1']:.4f} at epoch {at}: "
               f"training collapsed; the epoch-{at} model is kept ({advice})", file=sys.stderr)
 
 
