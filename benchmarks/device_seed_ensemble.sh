@@ -5,7 +5,8 @@
 # the refits (runs/ens_refit, with the calibration of ens_ref), each scored on the test split.
 # With STUDENT set, one more run trains on train alone beside the refits (runs/student, the first
 # seed), taught by ens_ref. A seed whose best dev F1 is 0, or more than DEV_MARGIN below the best
-# seed's (a run that collapsed), is left out of the ensembles and refits. Environment as
+# seed's (a run that collapsed), is left out of the ensembles and refits; so is a seed whose refit
+# collapsed (no run written), with its reference ensembled again (runs/ens_ref_refitted). Environment as
 # benchmarks/device_env.sh says, plus
 #   SEEDS    seeds, space-separated (default "13 14 15")
 #   STUDENT  KEY=VALUE,... added to the recipe for the student, e.g.
@@ -69,7 +70,17 @@ stage "refits of seeds ${kept[*]}${STUDENT:+, and the student}"
 variants=($(for s in "${kept[@]}"; do echo "refit_s$s:${recipe}seed=$s,refit=runs/ref_s$s"; done))
 [ -n "${STUDENT:-}" ] && variants+=("student:${recipe}seed=${seeds[0]},ner.distill.teacher=runs/ens_ref,$STUDENT")
 bash "$here/device_conll2003.sh" "${variants[@]}"
-ensemble ens_refit --refit-of runs/ens_ref $(for s in "${kept[@]}"; do echo "runs/refit_s$s"; done)
+# A refit that collapsed is not written (training/refit.py): its seed leaves the ensemble, and the
+# refits then take the calibration of an ensemble of their own references.
+refitted=($(for s in "${kept[@]}"; do [ -e "runs/refit_s$s/extractor.json" ] && echo "$s"; done))
+calibration=runs/ens_ref
+if [ ${#refitted[@]} -lt ${#kept[@]} ]; then
+  stage "refits written: seeds ${refitted[*]} of ${kept[*]}"
+  [ ${#refitted[@]} -ge 2 ] || { stage "fewer than two refits"; kill "$packer"; pack; exit 1; }
+  ensemble ens_ref_refitted $(for s in "${refitted[@]}"; do echo "runs/ref_s$s"; done)
+  calibration=runs/ens_ref_refitted
+fi
+ensemble ens_refit --refit-of "$calibration" $(for s in "${refitted[@]}"; do echo "runs/refit_s$s"; done)
 kill "$packer"
 pack
 python3 -c "

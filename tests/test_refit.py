@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.config import ConfigError, load_config
-from training.refit import load_reference
+from training.refit import RefitFailed, check_refit, load_reference
 
 
 def settings(run: Path) -> dict:
@@ -28,6 +28,8 @@ def test_refit_trains_on_dev_for_the_reference_epochs(tiny_config, tiny_run, tmp
         assert got["training"][part]["best_dev"] is None and all("dev_f1" not in h for h in got["training"][part]["history"])
         # Dev joined the training data: more examples than the reference had.
         assert got["training"][part]["examples"] > ref["training"][part]["examples"]
+        # Written, so it finds something on dev, its training data now (check_refit).
+        assert got["training"][part]["trained_dev_f1"] > 0
     assert {k: v for k, v in got["calibration"].items() if k != "fitted_on"} == {
         k: v for k, v in ref["calibration"].items() if k != "fitted_on"
     }
@@ -77,3 +79,30 @@ def test_refit_of_a_run_older_than_a_removed_config_key(tiny_config, tiny_run, t
     (old / "extractor.json").write_text(json.dumps(stored), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"unknown key 'layer_decay'"):
         load_reference(load_config(tiny_config, [f"refit={old}"]))
+
+
+def test_a_refit_that_finds_nothing_on_dev_is_not_written(tiny_config, tiny_run, tmp_path, monkeypatch, capsys):
+    """A refit has no dev score of its own; it trained on dev, so finding nothing there means its
+    training collapsed (an MPNet refit did so: all O), and no run is written for an ensemble to take."""
+    import training.train_ner
+    from training.cli import main
+
+    assert settings(tiny_run)["training"]["ner"]["best_dev"] > 0
+    monkeypatch.setattr(training.train_ner, "evaluate_documents", lambda *a, **k: {"ner": {"micro": {"f1": 0.0}}})
+    output = tmp_path / "refit"
+    assert main(["train", "--config", str(tiny_config), "--output", str(output), "--set", f"refit={tiny_run}"]) == 2
+    err = capsys.readouterr().err
+    assert "ner: the refit scores F1 0.0000 on dev, which it trained on, below the" in err
+    assert f"its reference {tiny_run} scored on dev unseen: training collapsed, so no run was written" in err
+    assert not output.exists()
+
+
+def test_a_refit_below_its_reference_on_dev_is_reported(capsys):
+    reference = {"training": {"relations": {"best_dev": 0.9}}}
+    check_refit("runs/ref", "relations", 0.95, reference)
+    assert capsys.readouterr().err == ""
+    check_refit("runs/ref", "relations", 0.5, reference)
+    assert "warning: relations: the refit scores F1 0.5000 on dev" in capsys.readouterr().err
+    with pytest.raises(RefitFailed, match="relations: the refit scores F1 0.0000 on dev"):
+        check_refit("runs/ref", "relations", 0.0, reference)
+    check_refit("runs/ref", "relations", 0.0, {"training": {"relations": {"best_dev": 0.0}}})  # nothing to fall from

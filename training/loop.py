@@ -43,6 +43,8 @@ class FitResult:
     seconds: float
     examples: int
     device: str
+    # A refit's F1 on dev, which it trained on: a check that training worked (training/refit.py), not a score.
+    trained_dev_f1: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class FitResult:
             "examples": self.examples,
             "examples_per_second": round(self.examples * len(self.history) / max(self.seconds, 1e-9), 1),
             "device": self.device,
+            **({"trained_dev_f1": self.trained_dev_f1} if self.trained_dev_f1 is not None else {}),
         }
 
 

@@ -6,11 +6,16 @@ number of epochs at which the reference peaked on dev (no early stopping, the la
 kept), and the reference's calibration (temperatures, score maps, thresholds, decision floors)
 is copied, on the assumption that one recipe on a quarter more data gives a model calibrated
 alike; the refit run's test ECE is the check.
+
+With no dev score, a refit that failed (MPNet can collapse to tagging everything O) would go
+unnoticed until test: so each model, once trained, is scored on dev, its own training data, and
+one that finds nothing there is not written (`check_refit`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,29 @@ FREE_KEYS = {"refit", "output", "checkpoint_steps", "mixed_precision"}
 # Settings removed after they were measured not to pay (BENCHMARKS.md), with the value that left
 # them off: a run trained before the removal with that value ran what the code now does.
 RETIRED = {"ner": {"crf": False, "label_smoothing": 0.0, "layer_decay": None}}
+
+
+class RefitFailed(ValueError):
+    """A refit finds nothing on dev, which it trained on: its training collapsed."""
+
+
+def check_refit(refit: str, part: str, trained_dev_f1: float, reference: dict[str, Any]) -> None:
+    """Raise RefitFailed when the refit's `part` ("ner" or "relations") scores F1 0 on dev, which it
+    trained on, where its reference run `refit` (extractor.json: `reference`) scored above 0 unseen;
+    say so on stderr when it scores above 0 but below the reference (tiny runs do, from noise)."""
+    unseen = reference["training"][part]["best_dev"]
+    if trained_dev_f1 >= unseen:
+        return
+    said = (f"{part}: the refit scores F1 {trained_dev_f1:.4f} on dev, which it trained on, below the {unseen:.4f} its "
+            f"reference {refit} scored on dev unseen")
+    if trained_dev_f1 > 0:
+        print(f"warning: {said}: check it before using it", file=sys.stderr)
+        return
+    raise RefitFailed(
+        f"{said}: training collapsed, so no run was written. A refit keeps its reference's config and seed: leave this "
+        "seed out (its reference too, from the ensemble named by --refit-of), or train a reference with another seed and "
+        "refit that (BENCHMARKS.md, 'Why MPNet collapses')"
+    )
 
 
 def load_reference(config: Config) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from .config import Config
 from .calibrate import fit_calibration
 from .corpora import check_data, digest, load_split
 from .model_card import write_model_card
-from .refit import load_reference, refit_config, reused_calibration
+from .refit import check_refit, load_reference, refit_config, reused_calibration
 from .train_ner import reading_spec, train_ner
 from .train_relations import train_relations
 
@@ -55,12 +55,16 @@ def train(config: Config, resume: bool = False) -> Path:
     checkpoints = run_checkpoints(output, config, settings, accelerator.is_main_process, resume)
 
     ner_model, tokenizer, ner_result = train_ner(config, accelerator, articles, dev_docs, entity_types, settings, checkpoints)
+    if reference is not None:
+        check_refit(config.refit, "ner", ner_result.trained_dev_f1, reference)
     settings["training"] = {"ner": ner_result.to_dict()}
     relations = None
     if config.relations is not None:
         rel_model, rel_tokenizer, schema, rel_result, unreachable = train_relations(
             config, accelerator, train_docs, dev_docs, entity_types, ner_model, checkpoints
         )
+        if reference is not None:
+            check_refit(config.refit, "relations", rel_result.trained_dev_f1, reference)
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
         relations = (rel_model, rel_tokenizer)

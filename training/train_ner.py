@@ -91,4 +91,6 @@ def train_ner(
             accelerator, DistilledTagger(model, distill.weight), dataset, DistillationCollator(tokenizer),
             config.ner, config.seed, "NER", None if score is None else (lambda wrapped: dev_f1(wrapped.model)), checkpoints,
         )
+    if config.refit:  # dev is training data now: its score checks that training worked (training/refit.py)
+        result.trained_dev_f1 = dev_f1(model)
     return model, tokenizer, result
