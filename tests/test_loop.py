@@ -54,3 +54,16 @@ def test_a_collapse_after_a_good_epoch_is_reported(capsys: pytest.CaptureFixture
     assert "the epoch-1 model is kept" in err and "warmup_ratio 0.1" in err
     run(1.0, dev_f1=[0.85, 0.80, 0.90])  # a dip that is not a collapse
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_refit_runs_every_epoch_and_scores_dev_once_at_the_end():
+    calls: list[float] = []
+    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
+    hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, patience=1)
+    model = Scaled(1.0)
+    result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
+                 dev_score=lambda m: calls.append(float(m.weight)) or 0.0, refit=True)
+    assert len(calls) == 1 and calls[0] == pytest.approx(float(model.weight))  # the last epoch's weights, scored once
+    assert [h["epoch"] for h in result.history] == [1, 2, 3] and all("dev_f1" not in h for h in result.history)
+    assert result.best_dev is None and result.trained_dev_f1 == 0.0
+    assert result.to_dict()["trained_dev_f1"] == 0.0

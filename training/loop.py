@@ -103,11 +103,13 @@ def fit(
     hp: OptimConfig,
     seed: int,
     desc: str,
-    dev_score: Callable[[torch.nn.Module], float] | None,
+    dev_score: Callable[[torch.nn.Module], float],
     checkpoints: Checkpoints | None = None,
+    refit: bool = False,
 ) -> FitResult:
     """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each
-    epoch. Without `dev_score` (a refit on train + dev) all epochs run and the last is kept.
+    epoch, keeps the best epoch and stops early. A `refit` trains on dev: all epochs run, the last
+    is kept, and dev is scored once at the end, as a check that training worked (`trained_dev_f1`).
 
     With `checkpoints`, continue from the stage's latest checkpoint (stage name: `desc` in lower case)."""
     # Batches of similar lengths (random otherwise, as the Trainer's group_by_length does): on a
@@ -171,7 +173,7 @@ def fit(
                 if state.step % checkpoints.every == 0:
                     save()
                 checkpoints.step_taken()
-        if dev_score is None:
+        if refit:
             state.history.append({"epoch": epoch, "step": state.step})
             accelerator.print(f"{desc}, epoch {epoch}: trained (a refit: no dev score)")
             state.epoch, state.batches = epoch + 1, 0
@@ -180,10 +182,7 @@ def fit(
             if state.done:
                 break
             continue
-        score = 0.0
-        if accelerator.is_main_process:
-            score = dev_score(accelerator.unwrap_model(wrapped))
-        score = float(accelerator.gather(torch.tensor([score], device=accelerator.device)).max())
+        score = main_process_score(accelerator, dev_score, wrapped)
         state.history.append({"epoch": epoch, "step": state.step, "dev_f1": score})
         accelerator.print(f"{desc}, epoch {epoch}: dev F1 {score:.4f}")
         if score > state.best:
@@ -197,8 +196,19 @@ def fit(
         if state.done:
             break
     progress.close()
-    if dev_score is not None:
-        model.load_state_dict(best_state)
-        if accelerator.is_main_process:
-            warn_collapse(desc, state.history, hp)
-    return FitResult(state.history, state.best if dev_score is not None else None, time.perf_counter() - started, len(dataset), str(accelerator.device))
+    seconds = time.perf_counter() - started
+    if refit:
+        trained = main_process_score(accelerator, dev_score, wrapped)
+        return FitResult(state.history, None, seconds, len(dataset), str(accelerator.device), trained_dev_f1=trained)
+    model.load_state_dict(best_state)
+    if accelerator.is_main_process:
+        warn_collapse(desc, state.history, hp)
+    return FitResult(state.history, state.best, seconds, len(dataset), str(accelerator.device))
+
+
+def main_process_score(accelerator: Accelerator, dev_score: Callable[[torch.nn.Module], float], wrapped: torch.nn.Module) -> float:
+    """`dev_score` of the unwrapped model, computed on the main process only and shared with all."""
+    score = 0.0
+    if accelerator.is_main_process:
+        score = dev_score(accelerator.unwrap_model(wrapped))
+    return float(accelerator.gather(torch.tensor([score], device=accelerator.device)).max())

@@ -81,16 +81,14 @@ def train_ner(
         extractor = NewsExtractor(NerTagger(trained, tokenizer, reading_spec(config.ner), config.ner.casing), settings)
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
-    score = None if config.refit else dev_f1  # a refit trains on dev
+    refit = bool(config.refit)  # a refit trains on dev: scored once, as a check (training/refit.py)
     if distill is None:
         collate = DataCollatorForTokenClassification(tokenizer)
-        result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", score, checkpoints)
+        result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1, checkpoints, refit)
     else:
         # The wrapper only changes the loss; its weights are the model's own (best epoch loaded back).
         result = fit(
             accelerator, DistilledTagger(model, distill.weight), dataset, DistillationCollator(tokenizer),
-            config.ner, config.seed, "NER", None if score is None else (lambda wrapped: dev_f1(wrapped.model)), checkpoints,
+            config.ner, config.seed, "NER", lambda wrapped: dev_f1(wrapped.model), checkpoints, refit,
         )
-    if config.refit:  # dev is training data now: its score checks that training worked (training/refit.py)
-        result.trained_dev_f1 = dev_f1(model)
     return model, tokenizer, result

@@ -78,8 +78,6 @@ def train_relations(
         return relation_scores(dev_docs, *gold_entities(tagger, dev_docs), schema.symmetric)["strict"]["micro"]["f1"]
 
     collate = RelationCollator(tokenizer.pad_token_id, config.ner.casing)
-    score = None if config.refit else dev_f1  # a refit trains on dev
-    result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", score, checkpoints)
-    if config.refit:  # dev is training data now: its score checks that training worked (training/refit.py)
-        result.trained_dev_f1 = dev_f1(model)
+    refit = bool(config.refit)  # a refit trains on dev: scored once, as a check (training/refit.py)
+    result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", dev_f1, checkpoints, refit)
     return model, tokenizer, schema, result, unreachable
