@@ -103,6 +103,10 @@ def test_a_refit_below_its_reference_on_dev_is_reported(capsys):
     assert capsys.readouterr().err == ""
     check_refit("runs/ref", "relations", 0.5, reference)
     assert "warning: relations: the refit scores F1 0.5000 on dev" in capsys.readouterr().err
+    check_refit("runs/ref", "relations", 0.5, reference, warn=False)  # another process than the main one
+    assert capsys.readouterr().err == ""
+    with pytest.raises(RefitFailed):  # a collapse stops every process alike
+        check_refit("runs/ref", "relations", 0.0, reference, warn=False)
     with pytest.raises(RefitFailed, match="relations: the refit scores F1 0.0000 on dev"):
         check_refit("runs/ref", "relations", 0.0, reference)
     check_refit("runs/ref", "relations", 0.0, {"training": {"relations": {"best_dev": 0.0}}})  # nothing to fall from

@@ -33,17 +33,19 @@ class RefitFailed(ValueError):
     """A refit finds nothing on dev, which it trained on: its training collapsed."""
 
 
-def check_refit(refit: str, part: str, trained_dev_f1: float, reference: dict[str, Any]) -> None:
+def check_refit(refit: str, part: str, trained_dev_f1: float, reference: dict[str, Any], warn: bool = True) -> None:
     """Raise RefitFailed when the refit's `part` ("ner" or "relations") scores F1 0 on dev, which it
     trained on, where its reference run `refit` (extractor.json: `reference`) scored above 0 unseen;
-    say so on stderr when it scores above 0 but below the reference (tiny runs do, from noise)."""
+    say so on stderr when it scores above 0 but below the reference (tiny runs do, from noise) and
+    `warn` is set (every process checks the same gathered score, only the main one says so)."""
     unseen = reference["training"][part]["best_dev"]
     if trained_dev_f1 >= unseen:
         return
     said = (f"{part}: the refit scores F1 {trained_dev_f1:.4f} on dev, which it trained on, below the {unseen:.4f} its "
             f"reference {refit} scored on dev unseen")
     if trained_dev_f1 > 0:
-        print(f"warning: {said}: check it before using it", file=sys.stderr)
+        if warn:
+            print(f"warning: {said}: check it before using it", file=sys.stderr)
         return
     raise RefitFailed(
         f"{said}: training collapsed, so no run was written. A refit keeps its reference's config and seed: leave this "

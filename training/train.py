@@ -56,7 +56,7 @@ def train(config: Config, resume: bool = False) -> Path:
 
     ner_model, tokenizer, ner_result = train_ner(config, accelerator, articles, dev_docs, entity_types, settings, checkpoints)
     if reference is not None:
-        check_refit(config.refit, "ner", ner_result.trained_dev_f1, reference)
+        check_refit(config.refit, "ner", ner_result.trained_dev_f1, reference, warn=accelerator.is_main_process)
     settings["training"] = {"ner": ner_result.to_dict()}
     relations = None
     if config.relations is not None:
@@ -64,7 +64,7 @@ def train(config: Config, resume: bool = False) -> Path:
             config, accelerator, train_docs, dev_docs, entity_types, ner_model, checkpoints
         )
         if reference is not None:
-            check_refit(config.refit, "relations", rel_result.trained_dev_f1, reference)
+            check_refit(config.refit, "relations", rel_result.trained_dev_f1, reference, warn=accelerator.is_main_process)
         settings["relations"] = schema.to_dict()
         settings["training"]["relations"] = {**rel_result.to_dict(), "unreachable_train_relations": unreachable}
         relations = (rel_model, rel_tokenizer)
