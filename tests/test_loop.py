@@ -62,8 +62,8 @@ def test_a_refit_runs_every_epoch_and_scores_dev_once_at_the_end():
     hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, patience=1)
     model = Scaled(1.0)
     result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
-                 dev_score=lambda m: calls.append(float(m.weight)) or 0.0, refit=True)
-    assert len(calls) == 1 and calls[0] == pytest.approx(float(model.weight))  # the last epoch's weights, scored once
+                 dev_score=lambda m: calls.append(m.weight.item()) or 0.0, refit=True)
+    assert len(calls) == 1 and calls[0] == pytest.approx(model.weight.item())  # the last epoch's weights, scored once
     assert [h["epoch"] for h in result.history] == [1, 2, 3] and all("dev_f1" not in h for h in result.history)
     assert result.best_dev is None and result.trained_dev_f1 == 0.0
     assert result.to_dict()["trained_dev_f1"] == 0.0
