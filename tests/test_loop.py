@@ -1,5 +1,5 @@
-"""The training loop refuses a diverged loss and warns about a run that collapsed on dev (finds
-nothing there, from the start or after a better epoch)."""
+"""The training loop refuses a diverged loss, rolls back a collapse on dev (nothing found there
+after a better epoch) once, and warns about a run that stays collapsed."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from datasets import Dataset
 
 from training.config import OptimConfig
-from training.loop import TrainingDiverged, fit
+from training.loop import TrainingDiverged, fit, roll_back
 
 
 class Scaled(torch.nn.Module):
@@ -47,9 +47,10 @@ def test_a_model_that_never_scores_on_dev_is_reported(capsys: pytest.CaptureFixt
     assert "warning" not in capsys.readouterr().err
 
 
-def test_a_collapse_after_a_good_epoch_is_reported(capsys: pytest.CaptureFixture[str]):
-    run(1.0, dev_f1=[0.85, 0.0, 0.0])
+def test_a_collapse_after_a_good_epoch_is_rolled_back_once_then_reported(capsys: pytest.CaptureFixture[str]):
+    run(1.0, dev_f1=[0.85, 0.0, 0.0, 0.0])
     err = capsys.readouterr().err
+    assert err.count("rolled back to the epoch-1 weights") == 1  # epoch 2; epoch 3 finds the rollback spent
     assert "warning: NER: dev F1 fell to 0 at epoch 2 after 0.8500 at epoch 1" in err
     assert "the epoch-1 model is kept" in err and "warmup_ratio 0.1" in err
     run(1.0, dev_f1=[0.85, 0.80, 0.90])  # a dip that is not a collapse
@@ -67,3 +68,35 @@ def test_a_refit_runs_every_epoch_and_scores_dev_once_at_the_end():
     assert [h["epoch"] for h in result.history] == [1, 2, 3] and all("dev_f1" not in h for h in result.history)
     assert result.best_dev is None and result.trained_dev_f1 == 0.0
     assert result.to_dict()["trained_dev_f1"] == 0.0
+
+
+def test_a_rolled_back_run_trains_on_from_its_best_weights_at_half_the_rate(capsys: pytest.CaptureFixture[str]):
+    seen: list[float] = []
+    scores = iter([0.85, 0.0, 0.9])
+    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
+    hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, warmup_ratio=0.0, weight_decay=0.0, patience=1)
+    model = Scaled(1.0)
+    result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
+                 dev_score=lambda m: seen.append(m.weight.item()) or next(scores))
+    after_1, after_2, after_3 = seen
+    assert "rolled back to the epoch-1 weights" in capsys.readouterr().err
+    assert result.history[1]["rolled_back_to"] == 1 and result.best_dev == pytest.approx(0.9)  # patience 1 did not stop it
+    assert model.weight.item() == pytest.approx(after_3)  # the best epoch, after the rollback
+    # Epoch 3 starts again from epoch 1's weights, with smaller steps than epoch 2 took (halved, decaying rates).
+    assert 0 < after_1 - after_3 < after_1 - after_2
+
+
+def test_roll_back_restores_weights_clears_moments_and_halves_the_schedule():
+    model = torch.nn.Linear(2, 1)
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.state and optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    roll_back(model, best, optimizer, scheduler)
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+    assert not optimizer.state and optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 / 3)  # half of 0.1 / 3

@@ -30,6 +30,11 @@ from .checkpoint import Checkpoints, LoopState, decode_bytes, encode_bytes, set_
 from .config import OptimConfig
 
 
+# A collapse (dev F1 falls to 0 after a better epoch: MPNet at 1e-4 has tagged everything O from
+# its second epoch on) is undone this many times per model: see `roll_back`.
+COLLAPSE_ROLLBACKS = 1
+
+
 class TrainingDiverged(ValueError):
     """The loss became NaN or infinite: the weights are lost, and a lower learning rate is the usual cure."""
 
@@ -95,6 +100,19 @@ def warn_collapse(desc: str, history: list[dict], hp: OptimConfig) -> None:
               f"training collapsed; the epoch-{at} model is kept ({advice})", file=sys.stderr)
 
 
+def roll_back(model: torch.nn.Module, best_state: dict[str, torch.Tensor], optimizer: Any, scheduler: Any) -> None:
+    """Undo a collapse: the best epoch's weights back, the optimizer's moments cleared (they led
+    into the collapse) and every learning rate halved for the rest of the schedule."""
+    model.load_state_dict(best_state)
+    optimizer.state.clear()
+    for group in optimizer.param_groups:
+        group["lr"] *= 0.5
+    # The schedule's base rates (accelerate wraps the scheduler): its later steps stay halved, and a
+    # checkpoint, which saves the scheduler, resumes them halved.
+    schedule = getattr(scheduler, "scheduler", scheduler)
+    schedule.base_lrs = [lr * 0.5 for lr in schedule.base_lrs]
+
+
 def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -108,7 +126,8 @@ def fit(
     refit: bool = False,
 ) -> FitResult:
     """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each
-    epoch, keeps the best epoch and stops early. A `refit` trains on dev: all epochs run, the last
+    epoch, keeps the best epoch and stops early; an epoch whose dev F1 falls to 0 after a better
+    one is rolled back (`roll_back`, at most COLLAPSE_ROLLBACKS times). A `refit` trains on dev: all epochs run, the last
     is kept, and dev is scored once at the end, as a check that training worked (`trained_dev_f1`).
 
     With `checkpoints`, continue from the stage's latest checkpoint (stage name: `desc` in lower case)."""
@@ -188,6 +207,16 @@ def fit(
         if score > state.best:
             state.best, state.stale = score, 0
             best_state = copy.deepcopy(accelerator.unwrap_model(wrapped).state_dict())
+        elif score <= 0.0 < state.best and state.rollbacks < COLLAPSE_ROLLBACKS and epoch < hp.epochs:
+            # Every process rolls back alike: the score is the main process's, gathered.
+            roll_back(accelerator.unwrap_model(wrapped), best_state, optimizer, scheduler)
+            state.rollbacks, state.stale = state.rollbacks + 1, 0
+            back_to = best_epoch(state.history)["epoch"]
+            state.history[-1]["rolled_back_to"] = back_to
+            if accelerator.is_main_process:
+                print(f"warning: {desc}: dev F1 fell to 0 at epoch {epoch} after {state.best:.4f}: training collapsed; "
+                      f"rolled back to the epoch-{back_to} weights, optimizer moments cleared, learning rates halved "
+                      "for the remaining epochs", file=sys.stderr)
         else:
             state.stale += 1
         state.epoch, state.batches = epoch + 1, 0
