@@ -3,12 +3,14 @@ after a better epoch) once, and warns about a run that stays collapsed."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
 from accelerate import Accelerator
 from datasets import Dataset
 
+from training.checkpoint import STOP_AFTER_ENV, Checkpoints, TrainingInterrupted
 from training.config import OptimConfig
 from training.loop import TrainingDiverged, fit, roll_back
 
@@ -100,3 +102,24 @@ def test_roll_back_restores_weights_clears_moments_and_halves_the_schedule():
     assert not optimizer.state and optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 / 3)  # half of 0.1 / 3
+
+
+def test_a_run_stopped_after_its_rollback_resumes_to_the_same_weights(tmp_path, monkeypatch, capsys):
+    """The halved rates and cleared moments live in the checkpoint (scheduler, optimizer, loop state)."""
+    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])  # 2 steps an epoch
+    hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, warmup_ratio=0.0, patience=1)
+
+    def train(scores: list[float], checkpoints: Checkpoints | None) -> tuple[Scaled, Any]:
+        model, remaining = Scaled(1.0), iter(scores)
+        result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1,
+                     desc="NER", dev_score=lambda m: next(remaining), checkpoints=checkpoints)
+        return model, result
+
+    whole, whole_result = train([0.85, 0.0, 0.9], None)
+    monkeypatch.setenv(STOP_AFTER_ENV, "5")  # step 5: the first step after the rollback
+    with pytest.raises(TrainingInterrupted):
+        train([0.85, 0.0], Checkpoints(tmp_path, every=1, fingerprint="f"))
+    monkeypatch.delenv(STOP_AFTER_ENV)
+    resumed, resumed_result = train([0.9], Checkpoints(tmp_path, every=1, fingerprint="f"))
+    assert resumed.weight.item() == whole.weight.item()
+    assert resumed_result.history == whole_result.history and resumed_result.history[1]["rolled_back_to"] == 1
