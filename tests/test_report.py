@@ -75,5 +75,15 @@ def test_training_writes_a_model_card_and_evaluate_refreshes_it(tiny_run: Path, 
     assert "Not evaluated yet" in (run / "MODEL_CARD.md").read_text(encoding="utf-8")
 
 
+def test_the_model_card_tells_of_a_rolled_back_collapse(tiny_run: Path):
+    from training.model_card import model_card
+
+    settings = json.loads((tiny_run / "extractor.json").read_text())
+    assert "rolled back" not in model_card(tiny_run, settings)
+    settings["training"]["ner"]["history"][-1]["rolled_back_to"] = 1
+    epoch = settings["training"]["ner"]["history"][-1]["epoch"]
+    assert f"dev F1 fell to 0 at epoch {epoch} (training collapsed): rolled back to the epoch-1 weights" in model_card(tiny_run, settings)
+
+
 def test_colours_are_stable_and_distinct():
     assert colours(["b", "a"]) == colours(["a", "b"]) and len(set(colours(["a", "b", "c"]).values())) == 3

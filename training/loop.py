@@ -127,8 +127,9 @@ def fit(
 ) -> FitResult:
     """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each
     epoch, keeps the best epoch and stops early; an epoch whose dev F1 falls to 0 after a better
-    one is rolled back (`roll_back`, at most COLLAPSE_ROLLBACKS times). A `refit` trains on dev: all epochs run, the last
-    is kept, and dev is scored once at the end, as a check that training worked (`trained_dev_f1`).
+    one is rolled back (`roll_back`, at most COLLAPSE_ROLLBACKS times). A `refit` trains on dev:
+    all epochs run, the last is kept, and dev is scored once at the end, as a check that training
+    worked (`trained_dev_f1`); it cannot roll back, and a collapsed refit fails its check.
 
     With `checkpoints`, continue from the stage's latest checkpoint (stage name: `desc` in lower case)."""
     # Batches of similar lengths (random otherwise, as the Trainer's group_by_length does): on a
