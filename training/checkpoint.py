@@ -68,7 +68,6 @@ class LoopState:
     seconds: float = 0.0  # training time before this process
     done: bool = False  # training of this model has ended (its best weights are loaded)
     epoch_sampler_state: str = ""  # the sampler generator's state when `epoch` began (base64)
-    rollbacks: int = 0  # collapses undone so far (training/loop.py, roll_back)
 
 
 def fingerprint(*parts: Any) -> str:

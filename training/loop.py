@@ -208,10 +208,11 @@ def fit(
         if score > state.best:
             state.best, state.stale = score, 0
             best_state = copy.deepcopy(accelerator.unwrap_model(wrapped).state_dict())
-        elif score <= 0.0 < state.best and state.rollbacks < COLLAPSE_ROLLBACKS and epoch < hp.epochs:
+        elif (score <= 0.0 < state.best and epoch < hp.epochs
+              and sum("rolled_back_to" in h for h in state.history) < COLLAPSE_ROLLBACKS):
             # Every process rolls back alike: the score is the main process's, gathered.
             roll_back(accelerator.unwrap_model(wrapped), best_state, optimizer, scheduler)
-            state.rollbacks, state.stale = state.rollbacks + 1, 0
+            state.stale = 0
             back_to = best_epoch(state.history)["epoch"]
             state.history[-1]["rolled_back_to"] = back_to
             if accelerator.is_main_process:
