@@ -59,17 +59,34 @@ def test_a_collapse_after_a_good_epoch_is_rolled_back_once_then_reported(capsys:
     assert "warning" not in capsys.readouterr().err
 
 
-def test_a_refit_runs_every_epoch_and_scores_dev_once_at_the_end():
+def test_a_refit_runs_every_epoch_scores_dev_after_each_and_keeps_the_last():
     calls: list[float] = []
     data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
     hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, patience=1)
     model = Scaled(1.0)
+    scores = iter([0.5, 0.4, 0.3])  # falling, but never to 0: patience 1 does not stop a refit
     result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
-                 dev_score=lambda m: calls.append(m.weight.item()) or 0.0, refit=True)
-    assert len(calls) == 1 and calls[0] == pytest.approx(model.weight.item())  # the last epoch's weights, scored once
-    assert [h["epoch"] for h in result.history] == [1, 2, 3] and all("dev_f1" not in h for h in result.history)
-    assert result.best_dev is None and result.trained_dev_f1 == 0.0
-    assert result.to_dict()["trained_dev_f1"] == 0.0
+                 dev_score=lambda m: calls.append(m.weight.item()) or next(scores), refit=True)
+    assert len(calls) == 3 and calls[-1] == pytest.approx(model.weight.item())  # the last epoch's weights, kept
+    assert [h["trained_dev_f1"] for h in result.history] == pytest.approx([0.5, 0.4, 0.3])
+    assert all("dev_f1" not in h for h in result.history)  # dev is training data here: no dev score
+    assert result.best_dev is None and result.trained_dev_f1 == pytest.approx(0.3)
+    assert result.to_dict()["trained_dev_f1"] == pytest.approx(0.3)
+
+
+def test_a_refit_rolls_a_collapse_back_and_keeps_its_last_epoch(capsys: pytest.CaptureFixture[str]):
+    seen: list[float] = []
+    scores = iter([0.9, 0.0, 0.95])
+    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
+    hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, warmup_ratio=0.0, weight_decay=0.0, patience=1)
+    model = Scaled(1.0)
+    result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
+                 dev_score=lambda m: seen.append(m.weight.item()) or next(scores), refit=True)
+    after_1, after_2, after_3 = seen
+    assert "rolled back to the epoch-1 weights" in capsys.readouterr().err
+    assert result.history[1]["rolled_back_to"] == 1 and result.trained_dev_f1 == pytest.approx(0.95)
+    assert model.weight.item() == pytest.approx(after_3)
+    assert 0 < after_1 - after_3 < after_1 - after_2  # epoch 3 went on from epoch 1's weights, at half rate
 
 
 def test_a_rolled_back_run_trains_on_from_its_best_weights_at_half_the_rate(capsys: pytest.CaptureFixture[str]):

@@ -83,6 +83,10 @@ def test_the_model_card_tells_of_a_rolled_back_collapse(tiny_run: Path):
     settings["training"]["ner"]["history"][-1]["rolled_back_to"] = 1
     epoch = settings["training"]["ner"]["history"][-1]["epoch"]
     assert f"dev F1 fell to 0 at epoch {epoch} (training collapsed): rolled back to the epoch-1 weights" in model_card(tiny_run, settings)
+    # A refit rolls back alike (its dev F1 only a collapse detector: dev is its training data).
+    settings["training"]["ner"]["best_dev"], settings["config"]["refit"] = None, "runs/reference"
+    card = model_card(tiny_run, settings)
+    assert "a refit of `runs/reference`" in card and f"fell to 0 at epoch {epoch} (training collapsed): rolled back" in card
 
 
 def test_colours_are_stable_and_distinct():

@@ -74,10 +74,11 @@ def parameter_groups(model: torch.nn.Module, hp: OptimConfig) -> list[dict[str, 
     return [{"params": rest}] + ([{"params": shapes, "lr": hp.casing_learning_rate}] if shapes else [])
 
 
-def best_epoch(history: list[dict[str, float]]) -> dict[str, float] | None:
-    """The history entry with the best dev F1, the earliest among equals: the epoch whose weights
-    `fit` keeps (None for an empty history)."""
-    return max(history, key=lambda h: (h["dev_f1"], -h["epoch"]), default=None)
+def best_epoch(history: list[dict[str, float]], key: str = "dev_f1") -> dict[str, float] | None:
+    """The history entry with the best dev F1 (`key`: "trained_dev_f1" in a refit's history), the
+    earliest among equals: the epoch whose weights `fit` keeps, or a collapse rolls back to (None
+    for an empty history)."""
+    return max(history, key=lambda h: (h[key], -h["epoch"]), default=None)
 
 
 def warn_collapse(desc: str, history: list[dict], hp: OptimConfig) -> None:
@@ -127,9 +128,10 @@ def fit(
 ) -> FitResult:
     """Train `model` in place; `dev_score(unwrapped_model)` runs on the main process after each
     epoch, keeps the best epoch and stops early; an epoch whose dev F1 falls to 0 after a better
-    one is rolled back (`roll_back`, at most COLLAPSE_ROLLBACKS times). A `refit` trains on dev:
-    all epochs run, the last is kept, and dev is scored once at the end, as a check that training
-    worked (`trained_dev_f1`); it cannot roll back, and a collapsed refit fails its check.
+    one is rolled back (`roll_back`, at most COLLAPSE_ROLLBACKS times). A `refit` trains on dev, so
+    its dev F1 (history key `trained_dev_f1`) is no score, only a collapse detector: a collapse is
+    rolled back alike, but all epochs run and the last is kept, its dev F1 the check that training
+    worked (`FitResult.trained_dev_f1`; a refit that ends collapsed fails that check).
 
     With `checkpoints`, continue from the stage's latest checkpoint (stage name: `desc` in lower case)."""
     # Batches of similar lengths (random otherwise, as the Trainer's group_by_length does): on a
@@ -146,6 +148,7 @@ def fit(
     wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     stage = desc.lower()
+    key = "trained_dev_f1" if refit else "dev_f1"
     state, best_state, rng = LoopState(), None, None
     restored = checkpoints.load(stage, model, optimizer, scheduler) if checkpoints else None
     if restored is not None:
@@ -193,18 +196,9 @@ def fit(
                 if state.step % checkpoints.every == 0:
                     save()
                 checkpoints.step_taken()
-        if refit:
-            state.history.append({"epoch": epoch, "step": state.step})
-            accelerator.print(f"{desc}, epoch {epoch}: trained (a refit: no dev score)")
-            state.epoch, state.batches = epoch + 1, 0
-            state.done = state.step >= total or epoch == hp.epochs
-            save()
-            if state.done:
-                break
-            continue
         score = main_process_score(accelerator, dev_score, wrapped)
-        state.history.append({"epoch": epoch, "step": state.step, "dev_f1": score})
-        accelerator.print(f"{desc}, epoch {epoch}: dev F1 {score:.4f}")
+        state.history.append({"epoch": epoch, "step": state.step, key: score})
+        accelerator.print(f"{desc}, epoch {epoch}: dev F1 {score:.4f}" + (" (a refit trains on dev: no score)" if refit else ""))
         if score > state.best:
             state.best, state.stale = score, 0
             best_state = copy.deepcopy(accelerator.unwrap_model(wrapped).state_dict())
@@ -213,7 +207,7 @@ def fit(
             # Every process rolls back alike: the score is the main process's, gathered.
             roll_back(accelerator.unwrap_model(wrapped), best_state, optimizer, scheduler)
             state.stale = 0
-            back_to = best_epoch(state.history)["epoch"]
+            back_to = best_epoch(state.history, key)["epoch"]
             state.history[-1]["rolled_back_to"] = back_to
             if accelerator.is_main_process:
                 print(f"warning: {desc}: dev F1 fell to 0 at epoch {epoch} after {state.best:.4f}: training collapsed; "
@@ -222,15 +216,14 @@ def fit(
         else:
             state.stale += 1
         state.epoch, state.batches = epoch + 1, 0
-        state.done = state.stale >= hp.patience or state.step >= total or epoch == hp.epochs
+        state.done = (state.stale >= hp.patience and not refit) or state.step >= total or epoch == hp.epochs
         save()
         if state.done:
             break
     progress.close()
     seconds = time.perf_counter() - started
-    if refit:
-        trained = main_process_score(accelerator, dev_score, wrapped)
-        return FitResult(state.history, None, seconds, len(dataset), str(accelerator.device), trained_dev_f1=trained)
+    if refit:  # the last epoch is kept: the reference chose the number of epochs
+        return FitResult(state.history, None, seconds, len(dataset), str(accelerator.device), trained_dev_f1=state.history[-1][key])
     model.load_state_dict(best_state)
     if accelerator.is_main_process:
         warn_collapse(desc, state.history, hp)

@@ -69,8 +69,8 @@ def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] 
                              f"which chose them on dev), {r['seconds']:.0f} s on {r['device']}")
             else:
                 lines.append(f"- {part}: best dev F1 {r['best_dev']:.3f} after {epochs} epochs evaluated, {r['seconds']:.0f} s on {r['device']}")
-                lines += [f"  - dev F1 fell to 0 at epoch {h['epoch']} (training collapsed): rolled back to the epoch-"
-                          f"{h['rolled_back_to']} weights, learning rates halved from there" for h in r["history"] if "rolled_back_to" in h]
+            lines += [f"  - dev F1 fell to 0 at epoch {h['epoch']} (training collapsed): rolled back to the epoch-"
+                      f"{h['rolled_back_to']} weights, learning rates halved from there" for h in r["history"] if "rolled_back_to" in h]
     lines += ["", "## Test figures"]
     if metrics:
         lines.append(f"On `{metrics['data']}` ({metrics['level']} level), commit `{metrics['commit']}`, {metrics['date']}, {metrics['machine']}:")

@@ -8,8 +8,9 @@ is copied, on the assumption that one recipe on a quarter more data gives a mode
 alike; the refit run's test ECE is the check.
 
 With no dev score, a refit that failed (MPNet can collapse to tagging everything O) would go
-unnoticed until test: so each model, once trained, is scored on dev, its own training data, and
-one that finds nothing there is not written (`check_refit`).
+unnoticed until test: so each model is scored on dev, its own training data, after every epoch
+(training/loop.py): a collapse is rolled back as in any run, and a model that finds nothing there
+at its end is not written (`check_refit`).
 """
 from __future__ import annotations
 

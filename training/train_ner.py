@@ -81,7 +81,7 @@ def train_ner(
         extractor = NewsExtractor(NerTagger(trained, tokenizer, reading_spec(config.ner), config.ner.casing), settings)
         return evaluate_documents(extractor, dev_docs)["ner"]["micro"]["f1"]
 
-    refit = bool(config.refit)  # a refit trains on dev: scored once, as a check (training/refit.py)
+    refit = bool(config.refit)  # a refit trains on dev: its dev F1 only detects a collapse (training/refit.py)
     if distill is None:
         collate = DataCollatorForTokenClassification(tokenizer)
         result = fit(accelerator, model, dataset, collate, config.ner, config.seed, "NER", dev_f1, checkpoints, refit)

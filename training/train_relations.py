@@ -78,6 +78,6 @@ def train_relations(
         return relation_scores(dev_docs, *gold_entities(tagger, dev_docs), schema.symmetric)["strict"]["micro"]["f1"]
 
     collate = RelationCollator(tokenizer.pad_token_id, config.ner.casing)
-    refit = bool(config.refit)  # a refit trains on dev: scored once, as a check (training/refit.py)
+    refit = bool(config.refit)  # a refit trains on dev: its dev F1 only detects a collapse (training/refit.py)
     result = fit(accelerator, model, Dataset.from_list(features), collate, rc, config.seed, "relations", dev_f1, checkpoints, refit)
     return model, tokenizer, schema, result, unreachable
