@@ -26,6 +26,9 @@ def test_refit_trains_on_dev_for_the_reference_epochs(tiny_config, tiny_run, tmp
         assert got["config"][part]["epochs"] == best
         assert [h["epoch"] for h in got["training"][part]["history"]] == list(range(1, best + 1))
         assert got["training"][part]["best_dev"] is None and all("dev_f1" not in h for h in got["training"][part]["history"])
+        # Dev, its training data, is scored after every epoch (a collapse detector), the last one the check.
+        detected = [h["trained_dev_f1"] for h in got["training"][part]["history"]]
+        assert len(detected) == best and detected[-1] == got["training"][part]["trained_dev_f1"]
         # Dev joined the training data: more examples than the reference had.
         assert got["training"][part]["examples"] > ref["training"][part]["examples"]
         # Written, so it finds something on dev, its training data now (check_refit).
