@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from training.checkpoint import STOP_AFTER_ENV, Checkpoints, TrainingInterrupted
 from training.config import OptimConfig
-from training.loop import TrainingDiverged, fit, roll_back
+from training.loop import FitResult, TrainingDiverged, fit, roll_back
 
 
 class Scaled(torch.nn.Module):
@@ -27,14 +27,20 @@ class Scaled(torch.nn.Module):
         return SimpleNamespace(loss=(self.weight * x).sum() * self.factor)
 
 
+def train(hp: OptimConfig, scores: list[float], factor: float = 1.0, **options: Any) -> tuple[Scaled, FitResult, list[float]]:
+    """Fit a Scaled model on 8 rows (2 steps an epoch at batch size 4), each dev scoring taking the
+    next of `scores`; returns the model, the result and the weight seen at each dev scoring."""
+    model, remaining, seen = Scaled(factor), iter(scores), []
+    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
+    result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
+                 dev_score=lambda m: seen.append(m.weight.item()) or next(remaining), **options)
+    return model, result, seen
+
+
 def run(factor: float, dev_f1: float | list[float]) -> None:
     """Two epochs (or one per score in `dev_f1`), each scoring the next dev F1."""
     scores = dev_f1 if isinstance(dev_f1, list) else [dev_f1] * 2
-    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
-    collate = lambda rows: {"x": torch.ones(len(rows))}  # noqa: E731
-    hp = OptimConfig(epochs=len(scores), batch_size=4, learning_rate=0.1, patience=5)
-    remaining = iter(scores)
-    fit(Accelerator(cpu=True), Scaled(factor), data, collate, hp, seed=1, desc="NER", dev_score=lambda m: next(remaining))
+    train(OptimConfig(epochs=len(scores), batch_size=4, learning_rate=0.1, patience=5), scores, factor)
 
 
 def test_a_nan_loss_stops_training_with_where_and_why():
@@ -60,13 +66,9 @@ def test_a_collapse_after_a_good_epoch_is_rolled_back_once_then_reported(capsys:
 
 
 def test_a_refit_runs_every_epoch_scores_dev_after_each_and_keeps_the_last():
-    calls: list[float] = []
-    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
     hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, patience=1)
-    model = Scaled(1.0)
-    scores = iter([0.5, 0.4, 0.3])  # falling, but never to 0: patience 1 does not stop a refit
-    result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
-                 dev_score=lambda m: calls.append(m.weight.item()) or next(scores), refit=True)
+    # Falling, but never to 0: patience 1 does not stop a refit.
+    model, result, calls = train(hp, [0.5, 0.4, 0.3], refit=True)
     assert len(calls) == 3 and calls[-1] == pytest.approx(model.weight.item())  # the last epoch's weights, kept
     assert [h["trained_dev_f1"] for h in result.history] == pytest.approx([0.5, 0.4, 0.3])
     assert all("dev_f1" not in h for h in result.history)  # dev is training data here: no dev score
@@ -77,14 +79,8 @@ def test_a_refit_runs_every_epoch_scores_dev_after_each_and_keeps_the_last():
 @pytest.mark.parametrize("refit", [False, True])
 def test_a_rolled_back_run_trains_on_from_its_best_weights_at_half_the_rate(refit: bool, capsys: pytest.CaptureFixture[str]):
     """A refit too: its dev F1 (dev is its training data) only detects the collapse."""
-    seen: list[float] = []
-    scores = iter([0.85, 0.0, 0.9])
-    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])
     hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, warmup_ratio=0.0, weight_decay=0.0, patience=1)
-    model = Scaled(1.0)
-    result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1, desc="NER",
-                 dev_score=lambda m: seen.append(m.weight.item()) or next(scores), refit=refit)
-    after_1, after_2, after_3 = seen
+    model, result, (after_1, after_2, after_3) = train(hp, [0.85, 0.0, 0.9], refit=refit)
     assert "rolled back to the epoch-1 weights" in capsys.readouterr().err
     assert result.history[1]["rolled_back_to"] == 1  # patience 1 did not stop it
     assert (result.trained_dev_f1 if refit else result.best_dev) == pytest.approx(0.9)
@@ -111,20 +107,12 @@ def test_roll_back_restores_weights_clears_moments_and_halves_the_schedule():
 
 def test_a_run_stopped_after_its_rollback_resumes_to_the_same_weights(tmp_path, monkeypatch, capsys):
     """The halved rates and cleared moments live in the checkpoint (scheduler, optimizer, loop state)."""
-    data = Dataset.from_list([{"input_ids": [1, 2, 3]} for _ in range(8)])  # 2 steps an epoch
     hp = OptimConfig(epochs=3, batch_size=4, learning_rate=0.1, warmup_ratio=0.0, patience=1)
-
-    def train(scores: list[float], checkpoints: Checkpoints | None) -> tuple[Scaled, Any]:
-        model, remaining = Scaled(1.0), iter(scores)
-        result = fit(Accelerator(cpu=True), model, data, lambda rows: {"x": torch.ones(len(rows))}, hp, seed=1,
-                     desc="NER", dev_score=lambda m: next(remaining), checkpoints=checkpoints)
-        return model, result
-
-    whole, whole_result = train([0.85, 0.0, 0.9], None)
+    whole, whole_result, _ = train(hp, [0.85, 0.0, 0.9])
     monkeypatch.setenv(STOP_AFTER_ENV, "5")  # step 5: the first step after the rollback
     with pytest.raises(TrainingInterrupted):
-        train([0.85, 0.0], Checkpoints(tmp_path, every=1, fingerprint="f"))
+        train(hp, [0.85, 0.0], checkpoints=Checkpoints(tmp_path, every=1, fingerprint="f"))
     monkeypatch.delenv(STOP_AFTER_ENV)
-    resumed, resumed_result = train([0.9], Checkpoints(tmp_path, every=1, fingerprint="f"))
+    resumed, resumed_result, _ = train(hp, [0.9], checkpoints=Checkpoints(tmp_path, every=1, fingerprint="f"))
     assert resumed.weight.item() == whole.weight.item()
     assert resumed_result.history == whole_result.history and resumed_result.history[1]["rolled_back_to"] == 1
