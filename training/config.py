@@ -55,6 +55,10 @@ class OptimConfig:
     # table starts at zero (or as copies of one token-type row), and at the encoder's rate
     # MPNet's shape rows ended at 2-7% of a word embedding's norm.
     casing_learning_rate: float | None = field(default=None, metadata={"min": 0.0})
+    # FGM adversarial training (training/loop.py, `adversarial_step`): each step also learns from
+    # its batch read with the word-embedding table moved this far (L2 norm) along the loss's
+    # gradient. null: off. About twice the compute per step.
+    adversarial_epsilon: float | None = field(default=None, metadata={"min": 0.0})
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The fine-tuning loop shared by the NER and relation models.
 
 accelerate places model and batches (one CPU, one GPU, or several under `accelerate launch`);
-AdamW with linear warm-up and decay; after each epoch a dev score decides early stopping, and
+AdamW with linear warm-up and decay (optionally FGM adversarial steps); after each epoch a dev score decides early stopping, and
 the weights of the best epoch are loaded back into the model at the end. With `checkpoints`
 (training/checkpoint.py) the loop saves itself every `checkpoints.every` steps and at each
 epoch end, and continues from the latest checkpoint where there is one: in the same sampler
@@ -21,7 +21,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from inference.casing import shape_parameters
@@ -114,6 +114,35 @@ def roll_back(model: torch.nn.Module, best_state: dict[str, torch.Tensor], optim
     schedule.base_lrs = [lr * 0.5 for lr in schedule.base_lrs]
 
 
+def word_embeddings(model: torch.nn.Module) -> torch.nn.Embedding:
+    """The word-embedding table of a Hugging Face model, or of the first one a wrapper holds
+    (`RelationModel`, distillation's `DistilledTagger`)."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            return module.get_input_embeddings()
+    raise ValueError(f"{type(model).__name__} holds no Hugging Face model: no word embeddings to perturb")
+
+
+def adversarial_step(accelerator: Accelerator, wrapped: torch.nn.Module, batch: dict[str, Any], epsilon: float) -> None:
+    """FGM (Miyato et al. 2017), after the batch's backward pass: move the word-embedding table
+    by `epsilon` times its gradient over the gradient's norm (the direction that raises the loss
+    most, to first order), add the gradients of the batch's loss read that way, and put the table
+    back. Only the rows of the batch's tokens have a gradient, so only they move. Stateless:
+    checkpoints and resume need nothing more."""
+    table = word_embeddings(accelerator.unwrap_model(wrapped)).weight
+    grad = table.grad
+    norm = grad.norm() if grad is not None else None
+    if norm is None or not torch.isfinite(norm) or norm == 0:
+        return  # nothing to follow (a NaN loss is reported by the caller)
+    rows = (grad != 0).any(-1).nonzero().squeeze(-1)
+    with torch.no_grad():
+        kept = table[rows].clone()  # put back exactly, not by subtracting (rounding)
+        table[rows] += grad[rows] * (epsilon / norm)
+    accelerator.backward(wrapped(**batch).loss)
+    with torch.no_grad():
+        table[rows] = kept
+
+
 def fit(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -179,6 +208,8 @@ def fit(
         for batch in batches:
             loss = wrapped(**batch).loss
             accelerator.backward(loss)
+            if hp.adversarial_epsilon:
+                adversarial_step(accelerator, wrapped, batch, hp.adversarial_epsilon)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
