@@ -75,6 +75,17 @@ def read_inputs(paths: list[str], jsonl: bool) -> list[tuple[str, str]]:
     return items
 
 
+def positive_int(value: str) -> int:
+    """An argument that counts something (a batch size): an integer of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
 def min_score_arg(value: str) -> float | str:
     """--min-score: a number or "run"."""
     if value == "run":
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="jsonl: one JSON object per article; html: pages with the entities highlighted and relations drawn")
     p.add_argument("--out", type=Path, help="output file (default: standard output); with --format html, "
                    "a name ending .html gets one page for all articles, any other a folder with a page per article")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts (windows) per model call")
     p.add_argument("--min-score", type=min_score_arg, metavar="S|run",
                    help='leave out entities and relations scoring under S (0..1), or under the per-type thresholds the run stores '
                    '("run"); default: the run\'s decision floors, chosen on dev for the best F1; 0 keeps everything')

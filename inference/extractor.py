@@ -176,6 +176,9 @@ class NewsExtractor:
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a str")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            # range(0, n, 0) raises a puzzle, and a negative step reads no window at all: every text "has no entities"
+            raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
         ids = ids or [str(k) for k in range(len(texts))]
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids given for {len(texts)} texts")

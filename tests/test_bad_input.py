@@ -198,3 +198,15 @@ def test_empty_file_and_empty_stdin_give_empty_results(tiny_run: Path, tmp_path:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
     assert predict_main(["predict", "--model", str(tiny_run), "-"]) == 0
     assert json.loads(capsys.readouterr().out) == {"id": "stdin", "entities": [], "relations": []}
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_a_batch_size_under_one_is_refused_not_read_as_no_entities(extractor: NewsExtractor, tiny_run: Path, capsys, batch_size: int):
+    """A negative batch size used to read no window at all, so every text came back without
+    entities (and `predict` wrote nothing); 0 failed deep inside with a message about range()."""
+    with pytest.raises(ValueError, match=f"batch_size must be a whole number of at least 1, got {batch_size}"):
+        extractor.extract_many(["John Smith works for Acme Corp."], batch_size=batch_size)
+    with pytest.raises(SystemExit) as stop:
+        predict_main(["predict", "--model", str(tiny_run), "--batch-size", str(batch_size), "-"])
+    assert stop.value.code == 2
+    assert f"--batch-size: expected a whole number of at least 1, got '{batch_size}'" in capsys.readouterr().err

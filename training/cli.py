@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from inference.calibration import SCORE_MAPS
+from inference.cli import positive_int
 from inference.encoders import EncoderNotFound
 from inference.extractor import RunDirectoryError, read_settings
 from inference.onnx_backend import BACKENDS
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--plots", type=Path, metavar="DIR", help="write reliability diagrams (PNG) into DIR")
     e.add_argument("--report", type=Path, metavar="DIR",
                    help="write an HTML and markdown report (tables, confusion matrix, plots, error examples) into DIR")
-    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--batch-size", type=positive_int, default=32, help="texts (windows) per model call")
     e.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder forward on torch or ONNX Runtime (python -m inference export-onnx)")
     e.add_argument("--onnx-dir", type=Path, help="folder of the exported graphs (default: RUN/onnx)")
 
