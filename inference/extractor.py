@@ -173,6 +173,8 @@ class NewsExtractor:
     def predict_articles(self, texts: list[str], batch_size: int = 32, ids: list[str] | None = None) -> list[Article]:
         """Articles as the models give them, before `score`: an entity's score is the mean
         probability of its word tags, a relation's the probability of its label."""
+        if isinstance(texts, str):  # it would be read as one text per character
+            raise TypeError("texts is a str: extract_many takes a list of texts; extract takes one text")
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a str")

@@ -200,6 +200,11 @@ def test_empty_file_and_empty_stdin_give_empty_results(tiny_run: Path, tmp_path:
     assert json.loads(capsys.readouterr().out) == {"id": "stdin", "entities": [], "relations": []}
 
 
+def test_one_string_given_for_many_texts_is_refused_not_read_character_by_character(extractor: NewsExtractor):
+    with pytest.raises(TypeError, match="extract_many takes a list of texts; extract takes one text"):
+        extractor.extract_many("John Smith works for Acme Corp.")
+
+
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_a_batch_size_under_one_is_refused_not_read_as_no_entities(extractor: NewsExtractor, tiny_run: Path, capsys, batch_size: int):
     """A negative batch size used to read no window at all, so every text came back without
