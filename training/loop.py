@@ -1,8 +1,9 @@
 """The fine-tuning loop shared by the NER and relation models.
 
 accelerate places model and batches (one CPU, one GPU, or several under `accelerate launch`);
-AdamW with linear warm-up and decay (optionally FGM adversarial steps); after each epoch a dev score decides early stopping, and
-the weights of the best epoch are loaded back into the model at the end. With `checkpoints`
+AdamW with linear warm-up and decay (optionally with FGM adversarial steps, `adversarial_step`);
+after each epoch a dev score decides early stopping, and the weights of the best epoch are
+loaded back into the model at the end. With `checkpoints`
 (training/checkpoint.py) the loop saves itself every `checkpoints.every` steps and at each
 epoch end, and continues from the latest checkpoint where there is one: in the same sampler
 order, with the batches already consumed skipped and the RNG states restored, so a resumed run
