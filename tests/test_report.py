@@ -89,5 +89,18 @@ def test_the_model_card_tells_of_a_rolled_back_collapse(tiny_run: Path):
     assert "a refit of `runs/reference`" in card and f"fell to 0 at epoch {epoch} (training collapsed): rolled back" in card
 
 
+def test_the_model_card_states_how_each_model_was_optimised(tiny_run: Path):
+    from training.model_card import model_card
+
+    settings = json.loads((tiny_run / "extractor.json").read_text())
+    ner = settings["config"]["ner"]
+    card = model_card(tiny_run, settings)
+    assert f"learning rate {ner['learning_rate']}, batch {ner['batch_size']}, warm-up {ner['warmup_ratio']}" in card
+    assert "mixed precision no" in card and "FGM" not in card and "shape table at" not in card
+    ner["adversarial_epsilon"], ner["casing_learning_rate"], settings["config"]["mixed_precision"] = 1.0, 0.001, "bf16"
+    card = model_card(tiny_run, settings)
+    assert "shape table at 0.001, FGM adversarial steps (epsilon 1.0), mixed precision bf16" in card
+
+
 def test_colours_are_stable_and_distinct():
     assert colours(["b", "a"]) == colours(["a", "b"]) and len(set(colours(["a", "b", "c"]).values())) == 3

@@ -30,6 +30,17 @@ def _per_type(scores: dict[str, Any]) -> str:
     return ", ".join(f"{t} {r['f1']:.3f}" for t, r in sorted(scores["per_type"].items()))
 
 
+def _recipe(config: dict[str, Any], part: str) -> str:
+    """How a part was optimised, as one phrase, from the run's stored config."""
+    hp = config.get(part) or {}
+    bits = [f"learning rate {hp.get('learning_rate')}", f"batch {hp.get('batch_size')}", f"warm-up {hp.get('warmup_ratio')}"]
+    if hp.get("casing_learning_rate") is not None:
+        bits.append(f"shape table at {hp['casing_learning_rate']}")
+    if hp.get("adversarial_epsilon"):
+        bits.append(f"FGM adversarial steps (epsilon {hp['adversarial_epsilon']})")
+    return ", ".join(bits + [f"mixed precision {config.get('mixed_precision', 'no')}"])
+
+
 def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] | None = None) -> str:
     """The card's markdown, from a run's settings (extractor.json) and, if given, its test metrics."""
     config, training = settings.get("config", {}), settings.get("training", {})
@@ -69,6 +80,7 @@ def model_card(run_dir: Path, settings: dict[str, Any], metrics: dict[str, Any] 
                              f"which chose them on dev), {r['seconds']:.0f} s on {r['device']}")
             else:
                 lines.append(f"- {part}: best dev F1 {r['best_dev']:.3f} after {epochs} epochs evaluated, {r['seconds']:.0f} s on {r['device']}")
+            lines.append(f"  - {_recipe(config, part)}")
             lines += [f"  - dev F1 fell to 0 at epoch {h['epoch']} (training collapsed): rolled back to the epoch-"
                       f"{h['rolled_back_to']} weights, learning rates halved from there" for h in r["history"] if "rolled_back_to" in h]
     lines += ["", "## Test figures"]
